@@ -9,12 +9,20 @@ pub use cqltype::{CqlType, UdtDef};
 pub use value::{Duration, Value};
 
 pub mod clustering;
-pub mod murmur3;
 pub mod literal;
+pub mod murmur3;
+pub mod timeuuid;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TypeError {
     /// Message in Cassandra's wording, e.g. "Expected 4 or 0 byte int (3)".
     #[error("{0}")]
     Invalid(String),
+}
+
+impl TypeError {
+    /// Shorthand for `TypeError::Invalid(msg.into())`.
+    pub fn invalid(msg: impl Into<String>) -> TypeError {
+        TypeError::Invalid(msg.into())
+    }
 }
