@@ -863,7 +863,6 @@ pub(crate) fn reorder_timestamp(msb: u64) -> u64 {
     (msb << 48) | ((msb << 16) & 0xFFFF_0000_0000) | (msb >> 32)
 }
 
-#[allow(dead_code)]
 pub(crate) fn reorder_back_timestamp(v: u64) -> u64 {
     (v >> 48) | ((v & 0xFFFF_0000_0000) >> 16) | (v << 32)
 }
