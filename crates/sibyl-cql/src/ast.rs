@@ -60,16 +60,32 @@ pub enum Term {
     /// `{field: term, ...}` where every key is an identifier.
     Udt(Vec<(String, Term)>),
     /// `fn(args)` such as now(), uuid(), toTimestamp(now()), blobAsInt(0x..), ks.fn(x).
-    Function { name: QualifiedName, args: Vec<Term> },
+    Function {
+        name: QualifiedName,
+        args: Vec<Term>,
+    },
     /// `(type) term`
-    Cast { ty: CqlTypeAst, term: Box<Term> },
+    Cast {
+        ty: CqlTypeAst,
+        term: Box<Term>,
+    },
     /// `a + b`, `a - b`, `a * b`, `a / b`, `a % b`, and unary minus as `Negate`.
-    Arithmetic { op: ArithOp, left: Box<Term>, right: Box<Term> },
+    Arithmetic {
+        op: ArithOp,
+        left: Box<Term>,
+        right: Box<Term>,
+    },
     Negate(Box<Term>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArithOp { Add, Sub, Mul, Div, Mod }
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindMarker {
@@ -78,7 +94,19 @@ pub enum BindMarker {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operator { Eq, Neq, Lt, Lte, Gt, Gte, In, Contains, ContainsKey, Like, IsNot }
+pub enum Operator {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+    Contains,
+    ContainsKey,
+    Like,
+    IsNot,
+}
 
 /// The left side of a WHERE relation.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +135,10 @@ pub enum Selector {
     Column(String),
     /// A function call, including writetime(c), ttl(c), count(*) (args = [Selector::Star]),
     /// token(a, b), toJson(c), similarity_cosine(v, [..]), user functions.
-    Function { name: QualifiedName, args: Vec<Selector> },
+    Function {
+        name: QualifiedName,
+        args: Vec<Selector>,
+    },
     /// `CAST(sel AS type)`
     Cast(Box<Selector>, CqlTypeAst),
     /// A term (literal or bind) used as a selector argument.
@@ -118,7 +149,11 @@ pub enum Selector {
     Field(Box<Selector>, String),
     /// `sel[key]` or `sel[from..to]` (collection element/slice)
     Element(Box<Selector>, Box<Term>),
-    Arithmetic { op: ArithOp, left: Box<Selector>, right: Box<Selector> },
+    Arithmetic {
+        op: ArithOp,
+        left: Box<Selector>,
+        right: Box<Selector>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +199,10 @@ pub struct UsingClause {
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertValues {
     /// `(cols) VALUES (terms)`
-    Values { columns: Vec<String>, values: Vec<Term> },
+    Values {
+        columns: Vec<String>,
+        values: Vec<Term>,
+    },
     /// `JSON 'text'` or `JSON ?`, with DEFAULT NULL (false) / DEFAULT UNSET (true).
     Json { json: Term, default_unset: bool },
 }
@@ -234,7 +272,11 @@ pub struct DeleteStatement {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchKind { Logged, Unlogged, Counter }
+pub enum BatchKind {
+    Logged,
+    Unlogged,
+    Counter,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchChild {
@@ -322,7 +364,13 @@ pub struct CreateIndex {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexTargetKind { Simple, Keys, Values, Entries, Full }
+pub enum IndexTargetKind {
+    Simple,
+    Keys,
+    Values,
+    Entries,
+    Full,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -333,15 +381,43 @@ pub enum Statement {
     Batch(BatchStatement),
     Use(String),
     CreateKeyspace(CreateKeyspace),
-    AlterKeyspace { name: String, if_exists: bool, options: Vec<(String, OptionValue)> },
-    DropKeyspace { name: String, if_exists: bool },
+    AlterKeyspace {
+        name: String,
+        if_exists: bool,
+        options: Vec<(String, OptionValue)>,
+    },
+    DropKeyspace {
+        name: String,
+        if_exists: bool,
+    },
     CreateTable(CreateTable),
-    AlterTable { name: QualifiedName, if_exists: bool, op: AlterTableOp },
-    DropTable { name: QualifiedName, if_exists: bool },
+    AlterTable {
+        name: QualifiedName,
+        if_exists: bool,
+        op: AlterTableOp,
+    },
+    DropTable {
+        name: QualifiedName,
+        if_exists: bool,
+    },
     Truncate(QualifiedName),
-    CreateType { name: QualifiedName, if_not_exists: bool, fields: Vec<(String, CqlTypeAst)> },
-    AlterType { name: QualifiedName, if_exists: bool, op: AlterTypeOp },
-    DropType { name: QualifiedName, if_exists: bool },
+    CreateType {
+        name: QualifiedName,
+        if_not_exists: bool,
+        fields: Vec<(String, CqlTypeAst)>,
+    },
+    AlterType {
+        name: QualifiedName,
+        if_exists: bool,
+        op: AlterTypeOp,
+    },
+    DropType {
+        name: QualifiedName,
+        if_exists: bool,
+    },
     CreateIndex(CreateIndex),
-    DropIndex { name: QualifiedName, if_exists: bool },
+    DropIndex {
+        name: QualifiedName,
+        if_exists: bool,
+    },
 }
