@@ -1426,61 +1426,6 @@ pub mod type_id {
     pub const TUPLE: u16 = 0x0031;
 }
 
-const MARSHAL: &str = "org.apache.cassandra.db.marshal.";
-
-/// Cassandra's marshal class name for a type (used for custom [option]s such as vectors).
-// TODO: switch to `CqlType::marshal_class()` once sibyl-types has it.
-pub fn marshal_class(ty: &CqlType) -> String {
-    let simple = |s: &str| format!("{MARSHAL}{s}");
-    match ty {
-        CqlType::Ascii => simple("AsciiType"),
-        CqlType::Bigint => simple("LongType"),
-        CqlType::Blob => simple("BytesType"),
-        CqlType::Boolean => simple("BooleanType"),
-        CqlType::Counter => simple("CounterColumnType"),
-        CqlType::Date => simple("SimpleDateType"),
-        CqlType::Decimal => simple("DecimalType"),
-        CqlType::Double => simple("DoubleType"),
-        CqlType::Duration => simple("DurationType"),
-        CqlType::Float => simple("FloatType"),
-        CqlType::Inet => simple("InetAddressType"),
-        CqlType::Int => simple("Int32Type"),
-        CqlType::Smallint => simple("ShortType"),
-        CqlType::Text => simple("UTF8Type"),
-        CqlType::Time => simple("TimeType"),
-        CqlType::Timestamp => simple("TimestampType"),
-        CqlType::Timeuuid => simple("TimeUUIDType"),
-        CqlType::Tinyint => simple("ByteType"),
-        CqlType::Uuid => simple("UUIDType"),
-        CqlType::Varint => simple("IntegerType"),
-        CqlType::List(e) => format!("{MARSHAL}ListType({})", marshal_class(e)),
-        CqlType::Set(e) => format!("{MARSHAL}SetType({})", marshal_class(e)),
-        CqlType::Map(k, v) => {
-            format!(
-                "{MARSHAL}MapType({},{})",
-                marshal_class(k),
-                marshal_class(v)
-            )
-        }
-        CqlType::Tuple(ts) => format!(
-            "{MARSHAL}TupleType({})",
-            ts.iter().map(marshal_class).collect::<Vec<_>>().join(",")
-        ),
-        CqlType::Udt(u) => {
-            let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-            let mut s = format!("{MARSHAL}UserType({},{}", u.keyspace, hex(&u.name));
-            for (n, t) in &u.fields {
-                s.push_str(&format!(",{}:{}", hex(n), marshal_class(t)));
-            }
-            s.push(')');
-            s
-        }
-        CqlType::Vector(e, n) => format!("{MARSHAL}VectorType({},{n})", marshal_class(e)),
-        CqlType::Frozen(e) => format!("{MARSHAL}FrozenType({})", marshal_class(e)),
-        CqlType::Custom(c) => c.clone(),
-    }
-}
-
 /// Write a type as an [option]: natives by id, collections/UDT/tuple structurally, vectors and
 /// custom types as a Custom option with the marshal class. `frozen` is not visible on the wire.
 pub fn write_type_option(ty: &CqlType, out: &mut BytesMut) {
@@ -1541,7 +1486,7 @@ pub fn write_type_option(ty: &CqlType, out: &mut BytesMut) {
         CqlType::Frozen(e) => return write_type_option(e, out),
         CqlType::Vector(..) | CqlType::Custom(_) => {
             out.put_u16(CUSTOM);
-            wire::put_string(out, &marshal_class(ty));
+            wire::put_string(out, &ty.marshal_class());
             return;
         }
     };
