@@ -83,6 +83,7 @@ class Node:
         extra_args: list[str] | tuple[str, ...] = (),
         root: str | Path | None = None,
         binary: str | Path | None = None,
+        pass_ports: bool = True,
     ):
         self.name = name
         self.listen_address = listen_address
@@ -95,6 +96,9 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.root / "sibyl.log"
         self.binary = Path(binary) if binary else None
+        # False: the ports come from elsewhere (e.g. a --config file); the node
+        # still waits on native_port
+        self.pass_ports = pass_ports
         self.proc: subprocess.Popen | None = None
         self.last_returncode: int | None = None
         self._log_file = None
@@ -113,9 +117,10 @@ class Node:
         args = [
             "--data-dir", str(self.data_dir),
             "--listen-address", self.listen_address,
-            "--native-port", str(self.native_port),
-            "--storage-port", str(self.storage_port),
         ]
+        if self.pass_ports:
+            args += ["--native-port", str(self.native_port),
+                     "--storage-port", str(self.storage_port)]
         if self.seeds:
             args += ["--seeds", self.seeds]
         return args + self.extra_args
