@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from sibyl_node import Node, free_port, port_open, run_sibyl, sibyl_binary
+from sibyl_node import free_port, port_open, run_sibyl, sibyl_binary
 
 from conftest import new_cluster
 
@@ -139,12 +138,13 @@ def test_defaults_without_arguments(tmp_path):
     """No arguments: CQL on 127.0.0.1:9042, data under ./data."""
     if port_open("127.0.0.1", 9042):
         pytest.fail("port 9042 is already taken on this machine; cannot check the defaults")
+    log = open(tmp_path / "stderr.log", "wb")
     proc = subprocess.Popen([str(sibyl_binary())], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 20
         while not port_open("127.0.0.1", 9042):
-            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+            assert proc.poll() is None, (tmp_path / "stderr.log").read_text(errors="replace")
             assert time.monotonic() < deadline, "no CQL on 127.0.0.1:9042 after 20s"
             time.sleep(0.1)
         from cassandra.cluster import Cluster
@@ -166,4 +166,6 @@ def test_defaults_without_arguments(tmp_path):
             proc.kill()
             proc.wait()
             raise
-    assert rc == 0
+        finally:
+            log.close()
+    assert rc == 0, (tmp_path / "stderr.log").read_text(errors="replace")

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from cassandra import ProtocolVersion, SyntaxException
+from cassandra import ProtocolVersion
+from cassandra.protocol import SyntaxException
 
 from conftest import new_cluster, unique_name
 
