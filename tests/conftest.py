@@ -31,7 +31,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from sibyl_node import ALL_NODES, Node  # noqa: E402
 
 from cassandra.cluster import Cluster, NoHostAvailable  # noqa: E402
-from cassandra.policies import ConstantReconnectionPolicy  # noqa: E402
+from cassandra.policies import (  # noqa: E402
+    ConstantReconnectionPolicy,
+    DCAwareRoundRobinPolicy,
+    TokenAwarePolicy,
+)
 
 # The driver is chatty at DEBUG; keep its INFO+ in the captured log.
 logging.getLogger("cassandra").setLevel(logging.INFO)
@@ -45,6 +49,9 @@ def cluster_kwargs(node: Node, **overrides):
         connect_timeout=10,
         control_connection_timeout=10,
         reconnection_policy=ConstantReconnectionPolicy(0.3, None),
+        # the driver's default policy, named explicitly: without it the driver
+        # warns at Cluster() time ("no load_balancing_policy")
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         # a single node always agrees with itself; keep DDL waits short
         max_schema_agreement_wait=10,
     )
