@@ -1,4 +1,18 @@
 //! The storage engine: commit log, memtables, SSTables, compaction, with Cassandra's cell
 //! semantics. Knows nothing of the network, CQL text or the protocol.
 
+mod codec;
+pub mod commitlog;
+mod compaction;
+mod engine;
+mod error;
+mod memtable;
 pub mod model;
+mod options;
+pub mod partition;
+mod sstable;
+
+pub use engine::Engine;
+pub use error::StorageError;
+pub use model::*;
+pub use options::{CommitlogSync, CompactionStrategy, Compression, EngineOptions, TableParams};

@@ -54,7 +54,10 @@ pub struct LivenessInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnData {
-    Simple { column: ColumnName, cell: Cell },
+    Simple {
+        column: ColumnName,
+        cell: Cell,
+    },
     /// A non-frozen collection or UDT. `path` is an order-preserving encoding of the element
     /// key (set element, map key, list timeuuid, UDT field index), compared with memcmp.
     Complex {
@@ -104,7 +107,11 @@ pub struct Slice {
 
 impl Slice {
     pub fn all() -> Self {
-        Slice { ranges: vec![(Bound::Unbounded, Bound::Unbounded)], reversed: false, limit: None }
+        Slice {
+            ranges: vec![(Bound::Unbounded, Bound::Unbounded)],
+            reversed: false,
+            limit: None,
+        }
     }
 }
 

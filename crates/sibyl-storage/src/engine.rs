@@ -1,0 +1,946 @@
+//! The engine: tables, write path (commit log + memtable), read path (memtables + SSTables),
+//! background flushing, compaction and commit log syncing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::codec::{Dec, Enc};
+use crate::commitlog::{self, ClPos, CommitLog};
+use crate::compaction::{self, RateLimiter, Task};
+use crate::error::{Result, StorageError};
+use crate::memtable::Memtable;
+use crate::model::{Mutation, PartitionKey, PartitionView, Slice, TableId};
+use crate::options::{CommitlogSync, CompactionStrategy, EngineOptions, TableParams};
+use crate::partition::{PartitionData, Purger};
+use crate::sstable::{data_file_name, parse_data_file_name, SSTable, SSTableWriter};
+
+/// Flush the tables pinning the oldest commit log segment beyond this many segments.
+const MAX_COMMITLOG_SEGMENTS: usize = 16;
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename, fsync dir).
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap())
+}
+
+#[derive(Default)]
+struct Signal {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    fn notify(&self) {
+        *self.flag.lock() = true;
+        self.cv.notify_all();
+    }
+    fn wait(&self, timeout: Duration) {
+        let mut f = self.flag.lock();
+        if !*f {
+            self.cv.wait_for(&mut f, timeout);
+        }
+        *f = false;
+    }
+}
+
+struct Table {
+    id: TableId,
+    dir: PathBuf,
+    params: RwLock<TableParams>,
+    memtable: RwLock<Arc<Memtable>>,
+    flushing: Mutex<Vec<Arc<Memtable>>>,
+    sstables: RwLock<Arc<Vec<Arc<SSTable>>>>,
+    next_gen: AtomicU64,
+    flush_lock: Mutex<()>,
+    compaction_lock: Mutex<()>,
+    /// Commit log entries ending at or before this are already in SSTables (or truncated).
+    replay_floor: ClPos,
+    dropped: AtomicBool,
+}
+
+/// The sources a read merges, captured consistently.
+struct View {
+    memtables: Vec<Arc<Memtable>>,
+    sstables: Arc<Vec<Arc<SSTable>>>,
+}
+
+impl View {
+    fn read(&self, key: &PartitionKey, slice: &Slice) -> Result<Option<PartitionData>> {
+        let mut out: Option<PartitionData> = None;
+        let mut add = |p: PartitionData| match &mut out {
+            Some(o) => o.merge(p),
+            None => out = Some(p),
+        };
+        for s in self.sstables.iter() {
+            if let Some(p) = s.read(key, &slice.ranges)? {
+                add(p);
+            }
+        }
+        for m in &self.memtables {
+            if let Some(p) = m.get_sliced(key, &slice.ranges) {
+                add(p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Table {
+    fn open(root: &Path, id: TableId, params: TableParams) -> Result<Table> {
+        let tables_dir = root.join("tables");
+        fs::create_dir_all(&tables_dir)?;
+        let suffix = format!("-{}", id.simple());
+        let mut dir = None;
+        for e in fs::read_dir(&tables_dir)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().ends_with(&suffix) && e.file_type()?.is_dir() {
+                dir = Some(e.path());
+            }
+        }
+        let dir = dir.unwrap_or_else(|| tables_dir.join(format!("{}{}", params.name, suffix)));
+        fs::create_dir_all(&dir)?;
+        // Finish interrupted compactions: their outputs are complete, inputs must go.
+        let mut names = Vec::new();
+        for e in fs::read_dir(&dir)? {
+            names.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        for n in &names {
+            if n.starts_with("compaction-") && n.ends_with(".log") {
+                let log = fs::read_to_string(dir.join(n)).unwrap_or_default();
+                for input in log.lines().filter(|l| parse_data_file_name(l).is_some()) {
+                    let _ = fs::remove_file(dir.join(input));
+                }
+                fs::remove_file(dir.join(n))?;
+            }
+        }
+        let mut sstables = Vec::new();
+        let mut max_gen = 0;
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                fs::remove_file(e.path())?;
+                continue;
+            }
+            if let Some(gen) = parse_data_file_name(&name) {
+                max_gen = max_gen.max(gen);
+                sstables.push(Arc::new(SSTable::open(&e.path(), gen)?));
+            }
+        }
+        sstables.sort_by_key(|s| s.gen);
+        let mut replay_floor = sstables
+            .iter()
+            .map(|s| s.stats.cl_pos)
+            .max()
+            .unwrap_or_default();
+        if let Ok(t) = fs::read_to_string(dir.join("truncated")) {
+            let mut it = t.split_whitespace().map(|x| x.parse::<u64>());
+            if let (Some(Ok(segment)), Some(Ok(offset))) = (it.next(), it.next()) {
+                replay_floor = replay_floor.max(ClPos { segment, offset });
+            }
+        }
+        Ok(Table {
+            id,
+            dir,
+            params: RwLock::new(params),
+            memtable: RwLock::new(Arc::new(Memtable::default())),
+            flushing: Mutex::new(Vec::new()),
+            sstables: RwLock::new(Arc::new(sstables)),
+            next_gen: AtomicU64::new(max_gen + 1),
+            flush_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            replay_floor,
+            dropped: AtomicBool::new(false),
+        })
+    }
+
+    fn view(&self) -> View {
+        // Order matters: a memtable moves current -> flushing -> sstable, and is added to the
+        // sstables before leaving `flushing`, so this order never misses it.
+        let mut memtables = vec![self.memtable.read().clone()];
+        memtables.extend(self.flushing.lock().iter().cloned());
+        View {
+            memtables,
+            sstables: self.sstables.read().clone(),
+        }
+    }
+
+    fn live_memtable_size(&self) -> u64 {
+        self.memtable.read().size()
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    options: EngineOptions,
+    commitlog: CommitLog,
+    tables: RwLock<HashMap<TableId, Arc<Table>>>,
+    mem_used: AtomicU64,
+    mem_lock: Mutex<()>,
+    mem_cv: Condvar,
+    flush_signal: Signal,
+    compaction_signal: Signal,
+    sync_signal: Signal,
+    closed: AtomicBool,
+}
+
+/// The storage engine. `Send + Sync`; share it behind an `Arc`.
+pub struct Engine {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens (creating) the data dir, registers the given tables, replays the commit log
+    /// (mutations for unknown tables are skipped), and starts background threads.
+    pub fn open(
+        dir: &Path,
+        options: EngineOptions,
+        tables: Vec<(TableId, TableParams)>,
+    ) -> Result<Engine> {
+        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir.join("tables"))?;
+        let mut map = HashMap::new();
+        for (id, params) in tables {
+            map.insert(id, Arc::new(Table::open(dir, id, params)?));
+        }
+        let cl_dir = dir.join("commitlog");
+        let min_seg = map
+            .values()
+            .map(|t| t.replay_floor.segment + 1)
+            .max()
+            .unwrap_or(1);
+        let existing = commitlog::list_segments(&cl_dir)?;
+        let cl = CommitLog::open(
+            &cl_dir,
+            options.commitlog_sync,
+            options.commitlog_segment_size,
+            min_seg,
+        )?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            options,
+            commitlog: cl,
+            tables: RwLock::new(map),
+            mem_used: AtomicU64::new(0),
+            mem_lock: Mutex::new(()),
+            mem_cv: Condvar::new(),
+            flush_signal: Signal::default(),
+            compaction_signal: Signal::default(),
+            sync_signal: Signal::default(),
+            closed: AtomicBool::new(false),
+        });
+        inner.replay(&cl_dir, &existing)?;
+        let mut threads = Vec::new();
+        let i = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("sibyl-flush".into())
+                .spawn(move || i.flush_loop())?,
+        );
+        let i = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("sibyl-compaction".into())
+                .spawn(move || i.compaction_loop())?,
+        );
+        if let CommitlogSync::Periodic { period_ms } = inner.options.commitlog_sync {
+            let i = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sibyl-clsync".into())
+                    .spawn(move || i.sync_loop(Duration::from_millis(period_ms.max(1))))?,
+            );
+        }
+        Ok(Engine {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    pub fn create_table(&self, id: TableId, params: TableParams) -> Result<()> {
+        let mut tables = self.inner.tables.write();
+        if tables.contains_key(&id) {
+            return Ok(());
+        }
+        tables.insert(id, Arc::new(Table::open(&self.inner.dir, id, params)?));
+        Ok(())
+    }
+
+    pub fn alter_table(&self, id: TableId, params: TableParams) -> Result<()> {
+        let t = self.inner.table(id)?;
+        *t.params.write() = params;
+        self.inner.compaction_signal.notify();
+        Ok(())
+    }
+
+    /// Snapshots (if auto_snapshot) and removes the table and its data.
+    pub fn drop_table(&self, id: TableId) -> Result<()> {
+        let inner = &self.inner;
+        let t = inner.table(id)?;
+        if inner.options.auto_snapshot {
+            inner.flush_table(&t, None)?;
+            let name = t.params.read().name.clone();
+            inner.snapshot_table(
+                &t,
+                &inner.snapshot_root(&format!("dropped-{}-{}", millis(), name))?,
+            )?;
+        }
+        inner.tables.write().remove(&id);
+        t.dropped.store(true, Ordering::Release);
+        let _c = t.compaction_lock.lock();
+        let _f = t.flush_lock.lock();
+        let old = std::mem::replace(&mut *t.memtable.write(), Arc::new(Memtable::default()));
+        inner.release_mem(old.size());
+        inner.commitlog.mark_clean(
+            id,
+            ClPos {
+                segment: u64::MAX,
+                offset: u64::MAX,
+            },
+        );
+        *t.sstables.write() = Arc::new(Vec::new());
+        fs::remove_dir_all(&t.dir)?;
+        Ok(())
+    }
+
+    /// Snapshots (if auto_snapshot) and removes all data of the table.
+    pub fn truncate(&self, id: TableId) -> Result<()> {
+        let inner = &self.inner;
+        let t = inner.table(id)?;
+        if inner.options.auto_snapshot {
+            inner.flush_table(&t, None)?;
+            let name = t.params.read().name.clone();
+            inner.snapshot_table(
+                &t,
+                &inner.snapshot_root(&format!("truncated-{}-{}", millis(), name))?,
+            )?;
+        }
+        let _c = t.compaction_lock.lock();
+        let _f = t.flush_lock.lock();
+        let pos = {
+            let mut w = t.memtable.write();
+            let pos = inner.commitlog.current_pos();
+            let old = std::mem::replace(&mut *w, Arc::new(Memtable::default()));
+            inner.release_mem(old.size());
+            pos
+        };
+        for m in t.flushing.lock().drain(..) {
+            inner.release_mem(m.size());
+        }
+        write_atomic(
+            &t.dir.join("truncated"),
+            format!("{} {}\n", pos.segment, pos.offset).as_bytes(),
+        )?;
+        let old = std::mem::replace(&mut *t.sstables.write(), Arc::new(Vec::new()));
+        for s in old.iter() {
+            s.mark_obsolete();
+        }
+        inner.commitlog.mark_clean(id, pos);
+        Ok(())
+    }
+
+    /// Applies a mutation; durable per `commitlog_sync` when it returns.
+    pub fn apply(&self, m: &Mutation) -> Result<()> {
+        self.inner.apply(m)
+    }
+
+    /// The live view of one partition restricted to `slice`.
+    pub fn read(
+        &self,
+        table: TableId,
+        key: &PartitionKey,
+        slice: &Slice,
+        now_secs: i64,
+    ) -> Result<Option<PartitionView>> {
+        let t = self.inner.table(table)?;
+        let view = t.view();
+        Ok(view
+            .read(key, slice)?
+            .and_then(|p| p.resolve(key, slice, now_secs)))
+    }
+
+    /// Live partitions in (token, key) order from `from` up to token `to`, at most `max_partitions`.
+    pub fn scan(
+        &self,
+        table: TableId,
+        from: Bound<PartitionKey>,
+        to: Bound<i64>,
+        slice: &Slice,
+        max_partitions: usize,
+        now_secs: i64,
+    ) -> Result<Vec<PartitionView>> {
+        let t = self.inner.table(table)?;
+        let view = t.view();
+        let mut out = Vec::new();
+        if max_partitions == 0 {
+            return Ok(out);
+        }
+        let mut mem_cursor: Vec<Option<PartitionKey>> = vec![None; view.memtables.len()];
+        let mut sst_cursor: Vec<usize> = vec![0; view.sstables.len()];
+        let nm = view.memtables.len();
+        let mut heap: BinaryHeap<Reverse<(PartitionKey, usize)>> = BinaryHeap::new();
+        let from_ref = match &from {
+            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(k) => Bound::Included(k),
+            Bound::Excluded(k) => Bound::Excluded(k),
+        };
+        for (i, m) in view.memtables.iter().enumerate() {
+            if let Some(k) = m.next_key(from_ref) {
+                mem_cursor[i] = Some(k.clone());
+                heap.push(Reverse((k, i)));
+            }
+        }
+        for (j, s) in view.sstables.iter().enumerate() {
+            let idx = s.lower_bound(from_ref);
+            sst_cursor[j] = idx;
+            if let Some(e) = s.index.get(idx) {
+                heap.push(Reverse((e.key.clone(), nm + j)));
+            }
+        }
+        let advance = |src: usize,
+                       heap: &mut BinaryHeap<Reverse<(PartitionKey, usize)>>,
+                       mem_cursor: &mut Vec<Option<PartitionKey>>,
+                       sst_cursor: &mut Vec<usize>| {
+            if src < nm {
+                let cur = mem_cursor[src].take().unwrap();
+                if let Some(k) = view.memtables[src].next_key(Bound::Excluded(&cur)) {
+                    mem_cursor[src] = Some(k.clone());
+                    heap.push(Reverse((k, src)));
+                }
+            } else {
+                let j = src - nm;
+                sst_cursor[j] += 1;
+                if let Some(e) = view.sstables[j].index.get(sst_cursor[j]) {
+                    heap.push(Reverse((e.key.clone(), src)));
+                }
+            }
+        };
+        while let Some(Reverse((key, src))) = heap.pop() {
+            let beyond = match to {
+                Bound::Unbounded => false,
+                Bound::Included(t) => key.token > t,
+                Bound::Excluded(t) => key.token >= t,
+            };
+            if beyond {
+                break;
+            }
+            advance(src, &mut heap, &mut mem_cursor, &mut sst_cursor);
+            while heap.peek().is_some_and(|Reverse((k, _))| *k == key) {
+                let Reverse((_, s)) = heap.pop().unwrap();
+                advance(s, &mut heap, &mut mem_cursor, &mut sst_cursor);
+            }
+            if let Some(v) = view
+                .read(&key, slice)?
+                .and_then(|p| p.resolve(&key, slice, now_secs))
+            {
+                out.push(v);
+                if out.len() >= max_partitions {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes the memtable of one table (or all) to SSTables; waits until done.
+    pub fn flush(&self, table: Option<TableId>) -> Result<()> {
+        let tables: Vec<Arc<Table>> = match table {
+            Some(id) => vec![self.inner.table(id)?],
+            None => self.inner.tables.read().values().cloned().collect(),
+        };
+        for t in tables {
+            self.inner.flush_table(&t, None)?;
+        }
+        Ok(())
+    }
+
+    /// Major compaction of all the table's SSTables; waits until done.
+    pub fn compact(&self, table: TableId) -> Result<()> {
+        let t = self.inner.table(table)?;
+        let _g = t.compaction_lock.lock();
+        let inputs: Vec<Arc<SSTable>> = t.sstables.read().iter().cloned().collect();
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let task = match t.params.read().compaction {
+            CompactionStrategy::SizeTiered { .. } => Task {
+                inputs,
+                level: 0,
+                max_output_bytes: None,
+            },
+            CompactionStrategy::Leveled { sstable_size_in_mb } => Task {
+                inputs,
+                level: 1,
+                max_output_bytes: Some(sstable_size_in_mb.max(1) * 1024 * 1024),
+            },
+        };
+        self.inner.run_compaction(&t, task)
+    }
+
+    /// Hard links every live SSTable under `<dir>/snapshots/<tag>/<table dir>/`.
+    pub fn snapshot(&self, tag: &str) -> Result<PathBuf> {
+        let root = self.inner.snapshot_root(tag)?;
+        let tables: Vec<Arc<Table>> = self.inner.tables.read().values().cloned().collect();
+        for t in tables {
+            self.inner.snapshot_table(&t, &root)?;
+        }
+        Ok(root)
+    }
+
+    /// Flushes all tables, syncs the commit log and stops background threads.
+    pub fn shutdown(&self) -> Result<()> {
+        let r = self
+            .flush(None)
+            .and_then(|_| self.inner.commitlog.sync_all());
+        self.stop_threads();
+        r
+    }
+
+    fn stop_threads(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.flush_signal.notify();
+        self.inner.compaction_signal.notify();
+        self.inner.sync_signal.notify();
+        self.inner.mem_cv.notify_all();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // No flush: dropping without shutdown behaves like a crash (the commit log has the data).
+        self.stop_threads();
+    }
+}
+
+fn millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+impl Inner {
+    fn table(&self, id: TableId) -> Result<Arc<Table>> {
+        self.tables
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or(StorageError::UnknownTable(id))
+    }
+
+    fn release_mem(&self, bytes: u64) {
+        self.mem_used.fetch_sub(
+            bytes.min(self.mem_used.load(Ordering::Relaxed)),
+            Ordering::AcqRel,
+        );
+        let _g = self.mem_lock.lock();
+        self.mem_cv.notify_all();
+    }
+
+    fn replay(&self, cl_dir: &Path, segments: &[u64]) -> Result<()> {
+        let tables: HashMap<TableId, Arc<Table>> = self.tables.read().clone();
+        let mut replayed = 0u64;
+        let mut last = ClPos::default();
+        let mut err = None;
+        for &seg in segments {
+            commitlog::replay_segment(cl_dir, seg, |pos, payload| {
+                if err.is_some() {
+                    return;
+                }
+                last = pos;
+                let mut d = Dec::new(payload);
+                let decoded = (|| -> Result<(TableId, PartitionKey, PartitionData)> {
+                    let id = TableId::from_slice(d.raw(16)?)
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                    Ok((id, d.key()?, d.partition()?))
+                })();
+                let Ok((id, key, p)) = decoded else {
+                    tracing::warn!(segment = seg, "undecodable commit log entry skipped");
+                    return;
+                };
+                let Some(t) = tables.get(&id) else { return };
+                if pos <= t.replay_floor {
+                    return;
+                }
+                let added = t.memtable.read().apply(&key, p);
+                replayed += 1;
+                if self.mem_used.fetch_add(added, Ordering::AcqRel) + added
+                    > self.options.memtable_space / 2
+                {
+                    // Flush what has been replayed so far, covering entries up to `pos`.
+                    for t in tables.values() {
+                        if let Err(e) = self.flush_table(t, Some(pos)) {
+                            err = Some(e);
+                            return;
+                        }
+                    }
+                }
+            })?;
+            if let Some(e) = err.take() {
+                return Err(e);
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(entries = replayed, "commit log replayed");
+            for t in tables.values() {
+                self.flush_table(t, Some(last))?;
+            }
+        }
+        self.commitlog.release_replayed();
+        Ok(())
+    }
+
+    fn apply(&self, m: &Mutation) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Shutdown);
+        }
+        let t = self.table(m.table)?;
+        let p = PartitionData::from_mutation(m);
+        let mut e = Enc::default();
+        e.buf.extend_from_slice(m.table.as_bytes());
+        e.key(&m.key);
+        e.partition(&p);
+        // Backpressure: wait while memtables use more than the budget.
+        if self.mem_used.load(Ordering::Acquire) > self.options.memtable_space {
+            let mut g = self.mem_lock.lock();
+            while self.mem_used.load(Ordering::Acquire) > self.options.memtable_space
+                && !self.closed.load(Ordering::Acquire)
+            {
+                self.flush_signal.notify();
+                self.mem_cv.wait_for(&mut g, Duration::from_millis(100));
+            }
+        }
+        let pos = {
+            let mt = t.memtable.read();
+            let pos = self.commitlog.append(m.table, &e.buf)?;
+            let added = mt.apply(&m.key, p);
+            self.mem_used.fetch_add(added, Ordering::AcqRel);
+            pos
+        };
+        if self.mem_used.load(Ordering::Relaxed) > self.options.memtable_space / 2 {
+            self.flush_signal.notify();
+        }
+        match self.options.commitlog_sync {
+            CommitlogSync::Batch | CommitlogSync::Group { .. } => self.commitlog.sync_to(pos),
+            CommitlogSync::Periodic { .. } => Ok(()),
+        }
+    }
+
+    /// Switches the table's memtable and writes it out. `replay_pos` overrides the commit log
+    /// position the new SSTable covers (during replay).
+    fn flush_table(&self, t: &Arc<Table>, replay_pos: Option<ClPos>) -> Result<()> {
+        let _g = t.flush_lock.lock();
+        if t.dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (old, pos) = {
+            let mut w = t.memtable.write();
+            let pos = replay_pos.unwrap_or_else(|| self.commitlog.current_pos());
+            if w.is_empty() {
+                drop(w);
+                if replay_pos.is_none() {
+                    self.commitlog.mark_clean(t.id, pos);
+                }
+                return Ok(());
+            }
+            let old = std::mem::replace(&mut *w, Arc::new(Memtable::default()));
+            t.flushing.lock().push(old.clone());
+            (old, pos)
+        };
+        let params = t.params.read().clone();
+        let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
+        let written = (|| -> Result<Option<SSTable>> {
+            let mut w = SSTableWriter::create(
+                &t.dir,
+                gen,
+                params.compression,
+                params.bloom_filter_fp_chance,
+            )?;
+            old.for_each(|k, p| w.add(k, p))?;
+            w.finish(pos, 0)
+        })();
+        let sst = match written {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(table = %params.name, error = %e, "flush failed; data stays in memory and commit log");
+                return Err(e);
+            }
+        };
+        if let Some(s) = sst {
+            let mut w = t.sstables.write();
+            let mut v: Vec<Arc<SSTable>> = w.iter().cloned().collect();
+            v.push(Arc::new(s));
+            *w = Arc::new(v);
+        }
+        t.flushing.lock().retain(|m| !Arc::ptr_eq(m, &old));
+        self.release_mem(old.size());
+        if replay_pos.is_none() {
+            self.commitlog.mark_clean(t.id, pos);
+        }
+        self.compaction_signal.notify();
+        tracing::debug!(table = %params.name, gen, "memtable flushed");
+        Ok(())
+    }
+
+    fn flush_loop(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            self.flush_signal.wait(Duration::from_secs(1));
+            if self.closed.load(Ordering::Acquire) {
+                break;
+            }
+            for id in self
+                .commitlog
+                .tables_pinning_old_segments(MAX_COMMITLOG_SEGMENTS)
+            {
+                if let Ok(t) = self.table(id) {
+                    let _ = self.flush_table(&t, None);
+                }
+            }
+            loop {
+                let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+                let live: u64 = tables.iter().map(|t| t.live_memtable_size()).sum();
+                if live <= self.options.memtable_space / 2 || self.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                let Some(t) = tables.into_iter().max_by_key(|t| t.live_memtable_size()) else {
+                    break;
+                };
+                if let Err(e) = self.flush_table(&t, None) {
+                    tracing::error!(error = %e, "background flush failed");
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn sync_loop(&self, period: Duration) {
+        while !self.closed.load(Ordering::Acquire) {
+            self.sync_signal.wait(period);
+            if let Err(e) = self.commitlog.sync_all() {
+                tracing::error!(error = %e, "commit log sync failed");
+            }
+        }
+    }
+
+    fn compaction_loop(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            self.compaction_signal.wait(Duration::from_secs(5));
+            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in tables {
+                if self.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let Some(_g) = t.compaction_lock.try_lock() else {
+                    continue;
+                };
+                while !self.closed.load(Ordering::Acquire) && !t.dropped.load(Ordering::Acquire) {
+                    let strategy = t.params.read().compaction;
+                    let Some(task) = compaction::pick(&strategy, &t.sstables.read()) else {
+                        break;
+                    };
+                    if let Err(e) = self.run_compaction(&t, task) {
+                        tracing::error!(table = %t.params.read().name, error = %e, "compaction failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lowest timestamp of data for `key` that may exist outside `inputs` (memtables, other
+    /// SSTables); tombstones at or above it must be kept.
+    fn max_purgeable(&self, t: &Table, key: &PartitionKey, inputs: &HashSet<u64>) -> i64 {
+        let mut min = i64::MAX;
+        let view = t.view();
+        for m in &view.memtables {
+            if m.contains(key) {
+                min = min.min(m.min_timestamp());
+            }
+        }
+        for s in view.sstables.iter() {
+            if !inputs.contains(&s.gen) && s.may_contain(key) {
+                min = min.min(s.stats.data.min_timestamp);
+            }
+        }
+        min
+    }
+
+    /// Merges `task.inputs` into new SSTables, purging what the rules allow, and swaps them in.
+    fn run_compaction(&self, t: &Arc<Table>, task: Task) -> Result<()> {
+        let params = t.params.read().clone();
+        let now = now_secs();
+        let gc_before = now.saturating_sub(params.gc_grace_seconds);
+        let input_gens: HashSet<u64> = task.inputs.iter().map(|s| s.gen).collect();
+        let cl_pos = task
+            .inputs
+            .iter()
+            .map(|s| s.stats.cl_pos)
+            .max()
+            .unwrap_or_default();
+        let mut scanners = Vec::with_capacity(task.inputs.len());
+        let mut heads = Vec::with_capacity(task.inputs.len());
+        for s in &task.inputs {
+            let mut sc = s.scanner()?;
+            heads.push(sc.next_partition()?);
+            scanners.push(sc);
+        }
+        let mut limiter = RateLimiter::new(self.options.compaction_throughput_mb_per_sec);
+        let mut outputs: Vec<SSTable> = Vec::new();
+        let mut writer: Option<SSTableWriter> = None;
+        let result = (|| -> Result<()> {
+            loop {
+                let Some(key) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
+                    break;
+                };
+                let mut merged = PartitionData::default();
+                for (i, h) in heads.iter_mut().enumerate() {
+                    if h.as_ref().is_some_and(|(k, _)| *k == key) {
+                        let (_, p) = h.take().unwrap();
+                        merged.merge(p);
+                        *h = scanners[i].next_partition()?;
+                    }
+                }
+                let purger = Purger {
+                    now,
+                    gc_before,
+                    max_purgeable_ts: self.max_purgeable(t, &key, &input_gens),
+                };
+                if !merged.compact(&purger) {
+                    continue;
+                }
+                if writer.is_none() {
+                    let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
+                    writer = Some(SSTableWriter::create(
+                        &t.dir,
+                        gen,
+                        params.compression,
+                        params.bloom_filter_fp_chance,
+                    )?);
+                }
+                let w = writer.as_mut().unwrap();
+                let before = w.bytes_written();
+                w.add(&key, &merged)?;
+                let written = w.bytes_written() - before;
+                if !self.closed.load(Ordering::Relaxed) {
+                    limiter.consume(written);
+                }
+                if task
+                    .max_output_bytes
+                    .is_some_and(|m| w.bytes_written() >= m)
+                {
+                    if let Some(s) = writer.take().unwrap().finish(cl_pos, task.level)? {
+                        outputs.push(s);
+                    }
+                }
+            }
+            if let Some(w) = writer.take() {
+                if let Some(s) = w.finish(cl_pos, task.level)? {
+                    outputs.push(s);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if let Some(w) = writer.take() {
+                w.abort();
+            }
+            for o in &outputs {
+                o.mark_obsolete();
+            }
+            return Err(e);
+        }
+        if t.dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Record the inputs to delete, so a crash after this point finishes the job on open.
+        let first_out = outputs
+            .first()
+            .map(|s| s.gen)
+            .unwrap_or_else(|| t.next_gen.fetch_add(1, Ordering::AcqRel));
+        let log_path = t.dir.join(format!("compaction-{first_out}.log"));
+        let log: String = task
+            .inputs
+            .iter()
+            .map(|s| format!("{}\n", data_file_name(s.gen)))
+            .collect();
+        write_atomic(&log_path, log.as_bytes())?;
+        {
+            let mut w = t.sstables.write();
+            let mut v: Vec<Arc<SSTable>> = w
+                .iter()
+                .filter(|s| !input_gens.contains(&s.gen))
+                .cloned()
+                .collect();
+            v.extend(outputs.into_iter().map(Arc::new));
+            v.sort_by_key(|s| s.gen);
+            *w = Arc::new(v);
+        }
+        for s in &task.inputs {
+            s.mark_obsolete();
+            let _ = fs::remove_file(&s.path);
+        }
+        sync_dir(&t.dir)?;
+        fs::remove_file(&log_path)?;
+        tracing::debug!(table = %params.name, inputs = task.inputs.len(), "compaction done");
+        Ok(())
+    }
+
+    fn snapshot_root(&self, tag: &str) -> Result<PathBuf> {
+        if tag.is_empty() || tag.contains('/') || tag.contains('\\') || tag == "." || tag == ".." {
+            return Err(StorageError::InvalidArgument(format!(
+                "bad snapshot tag {tag:?}"
+            )));
+        }
+        let root = self.dir.join("snapshots").join(tag);
+        fs::create_dir_all(&root)?;
+        Ok(root)
+    }
+
+    fn snapshot_table(&self, t: &Table, root: &Path) -> Result<()> {
+        let dest = root.join(t.dir.file_name().unwrap());
+        fs::create_dir_all(&dest)?;
+        for s in t.sstables.read().iter() {
+            let target = dest.join(data_file_name(s.gen));
+            match fs::hard_link(&s.path, &target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sync_dir(&dest)
+    }
+}

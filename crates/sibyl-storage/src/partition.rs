@@ -1,0 +1,685 @@
+//! The engine's internal, unresolved form of a partition (tombstones and all) with
+//! Cassandra's reconciliation rules, resolution to a live view, and compaction purging.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::model::{
+    Cell, ColumnData, ColumnView, DeletionTime, LiveCell, LivenessInfo, Mutation, PartitionKey,
+    PartitionView, RangeTombstone, RowUpdate, RowView, Slice,
+};
+
+/// Which of two cells wins, following Cassandra's `Cells.reconcile` for regular cells:
+/// higher timestamp; on a tie, expiring-or-tombstone beats a regular live cell, a tombstone
+/// beats an expiring cell, then the greater local deletion time, then the greater value.
+/// (Counter cells, when added, will need their own merge instead of last-write-wins.)
+pub fn reconcile<'a>(a: &'a Cell, b: &'a Cell) -> &'a Cell {
+    if a.timestamp != b.timestamp {
+        return if a.timestamp > b.timestamp { a } else { b };
+    }
+    let a_eot = a.value.is_none() || a.ttl > 0;
+    let b_eot = b.value.is_none() || b.ttl > 0;
+    if a_eot || b_eot {
+        if a_eot != b_eot {
+            return if a_eot { a } else { b };
+        }
+        let a_tomb = a.value.is_none();
+        let b_tomb = b.value.is_none();
+        if a_tomb != b_tomb {
+            return if a_tomb { a } else { b };
+        }
+        if a.local_deletion_time != b.local_deletion_time {
+            return if a.local_deletion_time > b.local_deletion_time {
+                a
+            } else {
+                b
+            };
+        }
+    }
+    if a.value >= b.value {
+        a
+    } else {
+        b
+    }
+}
+
+/// True when deletion `a` supersedes `b` (Cassandra's `DeletionTime.supersedes`).
+pub fn deletion_supersedes(a: &DeletionTime, b: &DeletionTime) -> bool {
+    a.timestamp > b.timestamp
+        || (a.timestamp == b.timestamp && a.local_deletion_time > b.local_deletion_time)
+}
+
+pub fn max_deletion(a: Option<DeletionTime>, b: Option<DeletionTime>) -> Option<DeletionTime> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if deletion_supersedes(&y, &x) { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// True when liveness `a` supersedes `b` (Cassandra's `LivenessInfo.supersedes`).
+pub fn liveness_supersedes(a: &LivenessInfo, b: &LivenessInfo) -> bool {
+    if a.timestamp != b.timestamp {
+        return a.timestamp > b.timestamp;
+    }
+    let ae = a.ttl > 0;
+    let be = b.ttl > 0;
+    if ae == be {
+        return a.expires_at > b.expires_at;
+    }
+    ae
+}
+
+fn max_liveness(a: Option<LivenessInfo>, b: Option<LivenessInfo>) -> Option<LivenessInfo> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if liveness_supersedes(&y, &x) { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+pub fn cell_is_live(c: &Cell, now: i64) -> bool {
+    c.value.is_some() && (c.ttl <= 0 || c.local_deletion_time > now)
+}
+
+pub fn liveness_is_live(l: &LivenessInfo, now: i64) -> bool {
+    l.ttl <= 0 || l.expires_at > now
+}
+
+pub fn bound_contains(start: &Bound<Bytes>, end: &Bound<Bytes>, c: &[u8]) -> bool {
+    let after_start = match start {
+        Bound::Unbounded => true,
+        Bound::Included(s) => c >= &s[..],
+        Bound::Excluded(s) => c > &s[..],
+    };
+    let before_end = match end {
+        Bound::Unbounded => true,
+        Bound::Included(e) => c <= &e[..],
+        Bound::Excluded(e) => c < &e[..],
+    };
+    after_start && before_end
+}
+
+/// True when `c` lies beyond the end bound (used to stop forward scans).
+pub fn past_end(end: &Bound<Bytes>, c: &[u8]) -> bool {
+    match end {
+        Bound::Unbounded => false,
+        Bound::Included(e) => c > &e[..],
+        Bound::Excluded(e) => c >= &e[..],
+    }
+}
+
+pub fn slice_contains(ranges: &[(Bound<Bytes>, Bound<Bytes>)], c: &[u8]) -> bool {
+    ranges.iter().any(|(s, e)| bound_contains(s, e, c))
+}
+
+pub fn is_full_range(ranges: &[(Bound<Bytes>, Bound<Bytes>)]) -> bool {
+    ranges
+        .iter()
+        .any(|(s, e)| matches!((s, e), (Bound::Unbounded, Bound::Unbounded)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColData {
+    Simple(Cell),
+    Complex {
+        deletion: Option<DeletionTime>,
+        cells: BTreeMap<Bytes, Cell>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowData {
+    pub liveness: Option<LivenessInfo>,
+    pub deletion: Option<DeletionTime>,
+    pub columns: BTreeMap<Bytes, ColData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionData {
+    pub deletion: Option<DeletionTime>,
+    pub range_tombstones: Vec<RangeTombstone>,
+    pub static_row: Option<RowData>,
+    pub rows: BTreeMap<Bytes, RowData>,
+}
+
+/// Min/max statistics collected over everything in a partition.
+#[derive(Debug, Clone, Copy)]
+pub struct DataStats {
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    pub min_local_deletion_time: i64,
+    pub tombstones: u64,
+}
+
+impl Default for DataStats {
+    fn default() -> Self {
+        DataStats {
+            min_timestamp: i64::MAX,
+            max_timestamp: i64::MIN,
+            min_local_deletion_time: i64::MAX,
+            tombstones: 0,
+        }
+    }
+}
+
+impl DataStats {
+    fn ts(&mut self, t: i64) {
+        self.min_timestamp = self.min_timestamp.min(t);
+        self.max_timestamp = self.max_timestamp.max(t);
+    }
+    fn del(&mut self, d: &DeletionTime) {
+        self.ts(d.timestamp);
+        self.min_local_deletion_time = self.min_local_deletion_time.min(d.local_deletion_time);
+        self.tombstones += 1;
+    }
+    fn cell(&mut self, c: &Cell) {
+        self.ts(c.timestamp);
+        if c.value.is_none() {
+            self.tombstones += 1;
+        }
+        if c.value.is_none() || c.ttl > 0 {
+            self.min_local_deletion_time = self.min_local_deletion_time.min(c.local_deletion_time);
+        }
+    }
+    pub fn merge(&mut self, o: &DataStats) {
+        self.min_timestamp = self.min_timestamp.min(o.min_timestamp);
+        self.max_timestamp = self.max_timestamp.max(o.max_timestamp);
+        self.min_local_deletion_time = self.min_local_deletion_time.min(o.min_local_deletion_time);
+        self.tombstones += o.tombstones;
+    }
+}
+
+impl ColData {
+    fn merge(&mut self, other: ColData) {
+        match (self, other) {
+            (ColData::Simple(a), ColData::Simple(b)) => {
+                if !std::ptr::eq(reconcile(a, &b), a) {
+                    *a = b;
+                }
+            }
+            (
+                ColData::Complex { deletion, cells },
+                ColData::Complex {
+                    deletion: od,
+                    cells: oc,
+                },
+            ) => {
+                *deletion = max_deletion(*deletion, od);
+                for (path, c) in oc {
+                    match cells.get_mut(&path) {
+                        Some(existing) => {
+                            if !std::ptr::eq(reconcile(existing, &c), existing) {
+                                *existing = c;
+                            }
+                        }
+                        None => {
+                            cells.insert(path, c);
+                        }
+                    }
+                }
+            }
+            // A column whose kind changed (schema change): the incoming form replaces it.
+            (s, o) => *s = o,
+        }
+    }
+}
+
+impl RowData {
+    pub fn from_update(u: &RowUpdate) -> RowData {
+        let mut r = RowData {
+            liveness: u.liveness,
+            deletion: u.deletion,
+            columns: BTreeMap::new(),
+        };
+        for cd in &u.columns {
+            let (name, data) = match cd {
+                ColumnData::Simple { column, cell } => {
+                    (column.clone(), ColData::Simple(cell.clone()))
+                }
+                ColumnData::Complex {
+                    column,
+                    complex_deletion,
+                    cells,
+                } => (
+                    column.clone(),
+                    ColData::Complex {
+                        deletion: *complex_deletion,
+                        cells: {
+                            let mut m: BTreeMap<Bytes, Cell> = BTreeMap::new();
+                            for (p, c) in cells {
+                                match m.get_mut(p) {
+                                    Some(e) => {
+                                        if !std::ptr::eq(reconcile(e, c), e) {
+                                            *e = c.clone();
+                                        }
+                                    }
+                                    None => {
+                                        m.insert(p.clone(), c.clone());
+                                    }
+                                }
+                            }
+                            m
+                        },
+                    },
+                ),
+            };
+            r.merge_column(name, data);
+        }
+        r
+    }
+
+    fn merge_column(&mut self, name: Bytes, data: ColData) {
+        match self.columns.get_mut(&name) {
+            Some(e) => e.merge(data),
+            None => {
+                self.columns.insert(name, data);
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: RowData) {
+        self.liveness = max_liveness(self.liveness, other.liveness);
+        self.deletion = max_deletion(self.deletion, other.deletion);
+        for (n, d) in other.columns {
+            self.merge_column(n, d);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.liveness.is_none() && self.deletion.is_none() && self.columns.is_empty()
+    }
+
+    pub fn estimated_size(&self) -> usize {
+        let mut s = 64;
+        for (n, c) in &self.columns {
+            s += n.len() + 48;
+            match c {
+                ColData::Simple(c) => s += c.value.as_ref().map_or(0, |v| v.len()),
+                ColData::Complex { cells, .. } => {
+                    for (p, c) in cells {
+                        s += p.len() + 48 + c.value.as_ref().map_or(0, |v| v.len());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn stats(&self, st: &mut DataStats) {
+        if let Some(l) = &self.liveness {
+            st.ts(l.timestamp);
+            if l.ttl > 0 {
+                st.min_local_deletion_time = st.min_local_deletion_time.min(l.expires_at);
+            }
+        }
+        if let Some(d) = &self.deletion {
+            st.del(d);
+        }
+        for c in self.columns.values() {
+            match c {
+                ColData::Simple(c) => st.cell(c),
+                ColData::Complex { deletion, cells } => {
+                    if let Some(d) = deletion {
+                        st.del(d);
+                    }
+                    cells.values().for_each(|c| st.cell(c));
+                }
+            }
+        }
+    }
+
+    /// The live view of this row, given the deletion covering it from above.
+    pub fn resolve(
+        &self,
+        clustering: &Bytes,
+        covering: Option<DeletionTime>,
+        now: i64,
+    ) -> Option<RowView> {
+        let del = max_deletion(covering, self.deletion);
+        let dead = |ts: i64| del.is_some_and(|d| ts <= d.timestamp);
+        let liveness = self
+            .liveness
+            .filter(|l| !dead(l.timestamp) && liveness_is_live(l, now));
+        let live_cell = |c: &Cell, dead_ts: Option<i64>| -> Option<LiveCell> {
+            if dead_ts.is_some_and(|d| c.timestamp <= d) || !cell_is_live(c, now) {
+                return None;
+            }
+            Some(LiveCell {
+                value: c.value.clone().unwrap_or_default(),
+                timestamp: c.timestamp,
+                ttl: c.ttl,
+                expires_at: if c.ttl > 0 { c.local_deletion_time } else { 0 },
+            })
+        };
+        let mut columns = Vec::new();
+        for (name, cd) in &self.columns {
+            match cd {
+                ColData::Simple(c) => {
+                    if let Some(lc) = live_cell(c, del.map(|d| d.timestamp)) {
+                        columns.push((name.clone(), ColumnView::Simple(lc)));
+                    }
+                }
+                ColData::Complex { deletion, cells } => {
+                    let cdel = max_deletion(del, *deletion).map(|d| d.timestamp);
+                    let live: Vec<(Bytes, LiveCell)> = cells
+                        .iter()
+                        .filter_map(|(p, c)| live_cell(c, cdel).map(|lc| (p.clone(), lc)))
+                        .collect();
+                    if !live.is_empty() {
+                        columns.push((name.clone(), ColumnView::Complex(live)));
+                    }
+                }
+            }
+        }
+        if liveness.is_none() && columns.is_empty() {
+            return None;
+        }
+        Some(RowView {
+            clustering: clustering.clone(),
+            liveness,
+            columns,
+        })
+    }
+
+    /// Compaction: drop data shadowed by `covering` (and the row's own deletions), turn expired
+    /// cells into tombstones, purge purgeable tombstones. Returns false when the row is empty.
+    fn compact(&mut self, covering: Option<DeletionTime>, p: &Purger) -> bool {
+        if let (Some(d), Some(c)) = (self.deletion, covering) {
+            if !deletion_supersedes(&d, &c) {
+                self.deletion = None;
+            }
+        }
+        let del = max_deletion(covering, self.deletion);
+        let dead = |ts: i64| del.is_some_and(|d| ts <= d.timestamp);
+        if let Some(l) = self.liveness {
+            let expired_purgeable =
+                l.ttl > 0 && l.expires_at <= p.now && p.purgeable(l.timestamp, l.expires_at);
+            if dead(l.timestamp) || expired_purgeable {
+                self.liveness = None;
+            }
+        }
+        self.columns.retain(|_, cd| match cd {
+            ColData::Simple(c) => p.compact_cell(c, del.map(|d| d.timestamp)),
+            ColData::Complex { deletion, cells } => {
+                if let (Some(cd), Some(d)) = (*deletion, del) {
+                    if !deletion_supersedes(&cd, &d) {
+                        *deletion = None;
+                    }
+                }
+                let cdel = max_deletion(del, *deletion).map(|d| d.timestamp);
+                cells.retain(|_, c| p.compact_cell(c, cdel));
+                if let Some(d) = *deletion {
+                    if p.purgeable(d.timestamp, d.local_deletion_time) {
+                        *deletion = None;
+                    }
+                }
+                deletion.is_some() || !cells.is_empty()
+            }
+        });
+        if let Some(d) = self.deletion {
+            if p.purgeable(d.timestamp, d.local_deletion_time) {
+                self.deletion = None;
+            }
+        }
+        !self.is_empty()
+    }
+}
+
+/// Decides what compaction may purge.
+pub struct Purger {
+    pub now: i64,
+    /// Tombstones whose local deletion time is before this may be purged...
+    pub gc_before: i64,
+    /// ...if their timestamp is below this (no older data may exist outside the compaction).
+    pub max_purgeable_ts: i64,
+}
+
+impl Purger {
+    pub fn purgeable(&self, ts: i64, ldt: i64) -> bool {
+        ldt < self.gc_before && ts < self.max_purgeable_ts
+    }
+
+    /// Returns false when the cell is to be dropped.
+    fn compact_cell(&self, c: &mut Cell, dead_ts: Option<i64>) -> bool {
+        if dead_ts.is_some_and(|d| c.timestamp <= d) {
+            return false;
+        }
+        if c.value.is_some() && c.ttl > 0 && c.local_deletion_time <= self.now {
+            // Expired: becomes a tombstone deleted at its expiry time.
+            *c = Cell {
+                timestamp: c.timestamp,
+                value: None,
+                ttl: 0,
+                local_deletion_time: c.local_deletion_time,
+            };
+        }
+        if c.value.is_none() && self.purgeable(c.timestamp, c.local_deletion_time) {
+            return false;
+        }
+        true
+    }
+}
+
+impl PartitionData {
+    pub fn from_mutation(m: &Mutation) -> PartitionData {
+        let mut p = PartitionData {
+            deletion: m.partition_deletion,
+            range_tombstones: Vec::new(),
+            static_row: m.static_row.as_ref().map(RowData::from_update),
+            rows: BTreeMap::new(),
+        };
+        for rt in &m.range_tombstones {
+            p.add_range_tombstone(rt.clone());
+        }
+        for r in &m.rows {
+            let rd = RowData::from_update(r);
+            p.merge_row(r.clustering.clone(), rd);
+        }
+        p
+    }
+
+    fn add_range_tombstone(&mut self, rt: RangeTombstone) {
+        if !self.range_tombstones.contains(&rt) {
+            self.range_tombstones.push(rt);
+        }
+    }
+
+    fn merge_row(&mut self, c: Bytes, r: RowData) {
+        match self.rows.get_mut(&c) {
+            Some(e) => e.merge(r),
+            None => {
+                self.rows.insert(c, r);
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: PartitionData) {
+        self.deletion = max_deletion(self.deletion, other.deletion);
+        for rt in other.range_tombstones {
+            self.add_range_tombstone(rt);
+        }
+        match (&mut self.static_row, other.static_row) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a @ None, b) => *a = b,
+            (_, None) => {}
+        }
+        if self.rows.is_empty() {
+            self.rows = other.rows;
+        } else {
+            for (c, r) in other.rows {
+                self.merge_row(c, r);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deletion.is_none()
+            && self.range_tombstones.is_empty()
+            && self.static_row.is_none()
+            && self.rows.is_empty()
+    }
+
+    /// A copy holding only the rows within `ranges` (plus all partition-level data).
+    pub fn sliced(&self, ranges: &[(Bound<Bytes>, Bound<Bytes>)]) -> PartitionData {
+        let rows = if is_full_range(ranges) {
+            self.rows.clone()
+        } else {
+            let mut rows = BTreeMap::new();
+            for (s, e) in ranges {
+                if is_empty_range(s, e) {
+                    continue;
+                }
+                for (c, r) in self.rows.range::<Bytes, _>((s.clone(), e.clone())) {
+                    rows.insert(c.clone(), r.clone());
+                }
+            }
+            rows
+        };
+        PartitionData {
+            deletion: self.deletion,
+            range_tombstones: self.range_tombstones.clone(),
+            static_row: self.static_row.clone(),
+            rows,
+        }
+    }
+
+    pub fn estimated_size(&self) -> usize {
+        let mut s = 96 + self.range_tombstones.len() * 80;
+        if let Some(r) = &self.static_row {
+            s += r.estimated_size();
+        }
+        for (c, r) in &self.rows {
+            s += c.len() + r.estimated_size();
+        }
+        s
+    }
+
+    pub fn stats(&self) -> DataStats {
+        let mut st = DataStats::default();
+        if let Some(d) = &self.deletion {
+            st.del(d);
+        }
+        for rt in &self.range_tombstones {
+            st.del(&rt.deletion);
+        }
+        if let Some(r) = &self.static_row {
+            r.stats(&mut st);
+        }
+        for r in self.rows.values() {
+            r.stats(&mut st);
+        }
+        st
+    }
+
+    /// The deletion covering clustering `c` from partition level and range tombstones.
+    fn covering(&self, c: &[u8]) -> Option<DeletionTime> {
+        let mut d = self.deletion;
+        for rt in &self.range_tombstones {
+            if bound_contains(&rt.start, &rt.end, c) {
+                d = max_deletion(d, Some(rt.deletion));
+            }
+        }
+        d
+    }
+
+    /// The live view for `slice` at `now`; None when no live static row and no live row.
+    pub fn resolve(&self, key: &PartitionKey, slice: &Slice, now: i64) -> Option<PartitionView> {
+        let static_row = self
+            .static_row
+            .as_ref()
+            .and_then(|r| r.resolve(&Bytes::new(), self.deletion, now))
+            .filter(|r| !r.columns.is_empty());
+        let limit = slice.limit.unwrap_or(usize::MAX);
+        let mut rows = Vec::new();
+        let visit = |c: &Bytes, r: &RowData, rows: &mut Vec<RowView>| -> bool {
+            if rows.len() >= limit {
+                return false;
+            }
+            if let Some(v) = r.resolve(c, self.covering(c), now) {
+                rows.push(v);
+            }
+            rows.len() < limit
+        };
+        let ranges: Vec<&(Bound<Bytes>, Bound<Bytes>)> = if slice.reversed {
+            slice.ranges.iter().rev().collect()
+        } else {
+            slice.ranges.iter().collect()
+        };
+        'outer: for (s, e) in ranges {
+            if is_empty_range(s, e) {
+                continue;
+            }
+            let it = self.rows.range::<Bytes, _>((s.clone(), e.clone()));
+            if slice.reversed {
+                for (c, r) in it.rev() {
+                    if !visit(c, r, &mut rows) {
+                        break 'outer;
+                    }
+                }
+            } else {
+                for (c, r) in it {
+                    if !visit(c, r, &mut rows) {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        if static_row.is_none() && rows.is_empty() {
+            return None;
+        }
+        Some(PartitionView {
+            key: key.clone(),
+            static_row,
+            rows,
+        })
+    }
+
+    /// Compaction-time cleanup; returns false when nothing at all remains.
+    pub fn compact(&mut self, p: &Purger) -> bool {
+        let pdel = self.deletion;
+        self.range_tombstones.retain(|rt| match pdel {
+            Some(d) => deletion_supersedes(&rt.deletion, &d),
+            None => true,
+        });
+        let rts = std::mem::take(&mut self.range_tombstones);
+        let covering = |c: &[u8]| {
+            let mut d = pdel;
+            for rt in &rts {
+                if bound_contains(&rt.start, &rt.end, c) {
+                    d = max_deletion(d, Some(rt.deletion));
+                }
+            }
+            d
+        };
+        self.rows.retain(|c, r| r.compact(covering(c), p));
+        if let Some(s) = &mut self.static_row {
+            if !s.compact(pdel, p) {
+                self.static_row = None;
+            }
+        }
+        self.range_tombstones = rts
+            .into_iter()
+            .filter(|rt| !p.purgeable(rt.deletion.timestamp, rt.deletion.local_deletion_time))
+            .collect();
+        if let Some(d) = self.deletion {
+            if p.purgeable(d.timestamp, d.local_deletion_time) {
+                self.deletion = None;
+            }
+        }
+        !self.is_empty()
+    }
+}
+
+/// BTreeMap::range panics on start > end or equal excluded bounds; such ranges are empty.
+pub fn is_empty_range(s: &Bound<Bytes>, e: &Bound<Bytes>) -> bool {
+    match (s, e) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        _ => false,
+    }
+}

@@ -1,0 +1,675 @@
+//! Immutable sorted tables: one file `<gen>-Data.db` per SSTable.
+//!
+//! Layout: `SIBYLSST` + u32 version, then data blocks, then four meta blocks (block offsets,
+//! partition index with per-partition row index, bloom filter, statistics) and a fixed footer
+//! (`u64 x4` meta offsets, u32 version, u32 crc32c of the preceding footer bytes, magic).
+//! Every block is `[u32 stored_len][u32 raw_len][u8 codec][u32 crc32c(stored)][stored]`,
+//! codec 0 = raw, 1 = lz4. Data blocks hold a stream of records (partition start, row,
+//! partition end) that never straddle blocks; a partition spanning several blocks gets a row
+//! index (first clustering of each block it has rows in) so slices read only needed blocks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use fastbloom::BloomFilter;
+use memmap2::Mmap;
+
+use crate::codec::{Dec, Enc};
+use crate::commitlog::ClPos;
+use crate::error::{Result, StorageError};
+use crate::model::{DeletionTime, PartitionKey, RangeTombstone};
+use crate::options::Compression;
+use crate::partition::{
+    is_full_range, past_end, slice_contains, DataStats, PartitionData, RowData,
+};
+
+const MAGIC: &[u8; 8] = b"SIBYLSST";
+const VERSION: u32 = 1;
+const FOOTER: usize = 8 * 4 + 4 + 4 + 8;
+const BLOCK_HEADER: usize = 13;
+const BLOOM_SEED: u128 = 0x5eed_51b7_1000_0001;
+
+const REC_START: u8 = 1;
+const REC_ROW: u8 = 2;
+const REC_END: u8 = 3;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SSTableStats {
+    pub data: DataStats,
+    pub min_token: i64,
+    pub max_token: i64,
+    pub partitions: u64,
+    /// Commit log position covered by this SSTable's data (all entries ending at or before it).
+    pub cl_pos: ClPos,
+    /// LCS level (0 for flushed tables).
+    pub level: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub key: PartitionKey,
+    pub block: u32,
+    pub offset: u32,
+    /// (first clustering in block, block, offset) for each block holding rows of a partition
+    /// that spans several blocks; empty otherwise.
+    pub row_index: Vec<(Bytes, u32, u32)>,
+}
+
+pub fn data_file_name(gen: u64) -> String {
+    format!("{gen}-Data.db")
+}
+
+pub fn parse_data_file_name(name: &str) -> Option<u64> {
+    name.strip_suffix("-Data.db")?.parse().ok()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+pub struct SSTableWriter {
+    dir: PathBuf,
+    gen: u64,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    off: u64,
+    compression: Compression,
+    chunk: usize,
+    fp_chance: f64,
+    block: Vec<u8>,
+    blocks: Vec<u64>,
+    index: Vec<IndexEntry>,
+    stats: DataStats,
+}
+
+impl SSTableWriter {
+    pub fn create(dir: &Path, gen: u64, compression: Compression, fp_chance: f64) -> Result<Self> {
+        let tmp = dir.join(format!("{}.tmp", data_file_name(gen)));
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)?;
+        let mut out = BufWriter::with_capacity(256 * 1024, f);
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        Ok(SSTableWriter {
+            dir: dir.to_path_buf(),
+            gen,
+            tmp,
+            out,
+            off: 12,
+            compression,
+            chunk: compression.chunk_bytes(),
+            fp_chance,
+            block: Vec::new(),
+            blocks: Vec::new(),
+            index: Vec::new(),
+            stats: DataStats::default(),
+        })
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.off + self.block.len() as u64
+    }
+
+    fn write_block(&mut self, raw: &[u8]) -> Result<u64> {
+        let at = self.off;
+        let (codec, stored): (u8, std::borrow::Cow<[u8]>) = match self.compression {
+            Compression::Lz4 { .. } => {
+                let c = lz4_flex::block::compress(raw);
+                if c.len() < raw.len() {
+                    (1, c.into())
+                } else {
+                    (0, raw.into())
+                }
+            }
+            Compression::None => (0, raw.into()),
+        };
+        let mut h = [0u8; BLOCK_HEADER];
+        h[0..4].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+        h[8] = codec;
+        h[9..13].copy_from_slice(&crc32c::crc32c(&stored).to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(&stored)?;
+        self.off += (BLOCK_HEADER + stored.len()) as u64;
+        Ok(at)
+    }
+
+    fn finish_data_block(&mut self) -> Result<()> {
+        if !self.block.is_empty() {
+            let raw = std::mem::take(&mut self.block);
+            let at = self.write_block(&raw)?;
+            self.blocks.push(at);
+        }
+        Ok(())
+    }
+
+    fn maybe_cut(&mut self) -> Result<()> {
+        if self.block.len() >= self.chunk {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Appends a partition; keys must arrive in increasing order.
+    pub fn add(&mut self, key: &PartitionKey, p: &PartitionData) -> Result<()> {
+        self.maybe_cut()?;
+        self.stats.merge(&p.stats());
+        let start_block = self.blocks.len() as u32;
+        let start_off = self.block.len() as u32;
+        let mut e = Enc {
+            buf: std::mem::take(&mut self.block),
+        };
+        e.u8(REC_START);
+        e.key(key);
+        e.deletion(&p.deletion);
+        e.range_tombstones(&p.range_tombstones);
+        e.opt_row(&p.static_row);
+        self.block = e.buf;
+        let mut row_index = Vec::new();
+        let mut last_indexed_block = u32::MAX;
+        for (c, r) in &p.rows {
+            self.maybe_cut()?;
+            let b = self.blocks.len() as u32;
+            if b != last_indexed_block {
+                row_index.push((c.clone(), b, self.block.len() as u32));
+                last_indexed_block = b;
+            }
+            let mut e = Enc {
+                buf: std::mem::take(&mut self.block),
+            };
+            e.u8(REC_ROW);
+            e.bytes(c);
+            e.row(r);
+            self.block = e.buf;
+        }
+        self.block.push(REC_END);
+        if row_index.len() <= 1 {
+            row_index.clear();
+        }
+        self.index.push(IndexEntry {
+            key: key.clone(),
+            block: start_block,
+            offset: start_off,
+            row_index,
+        });
+        Ok(())
+    }
+
+    pub fn abort(self) {
+        drop(self.out);
+        let _ = fs::remove_file(&self.tmp);
+    }
+
+    /// Writes meta blocks and footer, fsyncs, renames into place. None if no partition was added.
+    pub fn finish(mut self, cl_pos: ClPos, level: u32) -> Result<Option<SSTable>> {
+        if self.index.is_empty() {
+            self.abort();
+            return Ok(None);
+        }
+        self.finish_data_block()?;
+        let mut e = Enc::default();
+        e.var(self.blocks.len() as u64);
+        let mut prev = 0;
+        for b in &self.blocks {
+            e.var(b - prev);
+            prev = *b;
+        }
+        let blocks_off = self.write_block(&e.buf)?;
+
+        let mut e = Enc::default();
+        e.var(self.index.len() as u64);
+        for ie in &self.index {
+            e.key(&ie.key);
+            e.var(ie.block as u64);
+            e.var(ie.offset as u64);
+            e.var(ie.row_index.len() as u64);
+            for (c, b, o) in &ie.row_index {
+                e.bytes(c);
+                e.var(*b as u64);
+                e.var(*o as u64);
+            }
+        }
+        let index_off = self.write_block(&e.buf)?;
+
+        let fp = self.fp_chance.clamp(1e-6, 0.9);
+        let mut bloom = BloomFilter::with_false_pos(fp)
+            .seed(&BLOOM_SEED)
+            .expected_items(self.index.len());
+        for ie in &self.index {
+            bloom.insert(ie.key.key.as_ref());
+        }
+        let mut e = Enc::default();
+        e.u32(bloom.num_hashes());
+        e.var(bloom.as_slice().len() as u64);
+        for w in bloom.as_slice() {
+            e.u64(*w);
+        }
+        let bloom_off = self.write_block(&e.buf)?;
+
+        let stats = SSTableStats {
+            data: self.stats,
+            min_token: self.index.first().unwrap().key.token,
+            max_token: self.index.last().unwrap().key.token,
+            partitions: self.index.len() as u64,
+            cl_pos,
+            level,
+        };
+        let mut e = Enc::default();
+        encode_stats(&mut e, &stats);
+        let stats_off = self.write_block(&e.buf)?;
+
+        let mut f = Vec::with_capacity(FOOTER);
+        for o in [blocks_off, index_off, bloom_off, stats_off] {
+            f.extend_from_slice(&o.to_le_bytes());
+        }
+        f.extend_from_slice(&VERSION.to_le_bytes());
+        let crc = crc32c::crc32c(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f.extend_from_slice(MAGIC);
+        self.out.write_all(&f)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        let path = self.dir.join(data_file_name(self.gen));
+        fs::rename(&self.tmp, &path)?;
+        sync_dir(&self.dir)?;
+        SSTable::open(&path, self.gen).map(Some)
+    }
+}
+
+fn encode_stats(e: &mut Enc, s: &SSTableStats) {
+    e.ivar(s.data.min_timestamp);
+    e.ivar(s.data.max_timestamp);
+    e.ivar(s.data.min_local_deletion_time);
+    e.var(s.data.tombstones);
+    e.ivar(s.min_token);
+    e.ivar(s.max_token);
+    e.var(s.partitions);
+    e.var(s.cl_pos.segment);
+    e.var(s.cl_pos.offset);
+    e.var(s.level as u64);
+}
+
+fn decode_stats(d: &mut Dec) -> Result<SSTableStats> {
+    Ok(SSTableStats {
+        data: DataStats {
+            min_timestamp: d.ivar()?,
+            max_timestamp: d.ivar()?,
+            min_local_deletion_time: d.ivar()?,
+            tombstones: d.var()?,
+        },
+        min_token: d.ivar()?,
+        max_token: d.ivar()?,
+        partitions: d.var()?,
+        cl_pos: ClPos {
+            segment: d.var()?,
+            offset: d.var()?,
+        },
+        level: d.var()? as u32,
+    })
+}
+
+pub struct SSTable {
+    pub gen: u64,
+    pub path: PathBuf,
+    pub size: u64,
+    mmap: Mmap,
+    blocks: Vec<u64>,
+    pub index: Vec<IndexEntry>,
+    bloom: BloomFilter,
+    pub stats: SSTableStats,
+    obsolete: AtomicBool,
+}
+
+impl std::fmt::Debug for SSTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SSTable({})", self.path.display())
+    }
+}
+
+impl Drop for SSTable {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            if let Err(e) = fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete sstable");
+            }
+        }
+    }
+}
+
+enum Record {
+    Start(
+        PartitionKey,
+        Option<DeletionTime>,
+        Vec<RangeTombstone>,
+        Option<RowData>,
+    ),
+    Row(Bytes, RowData),
+    End,
+}
+
+struct Cursor {
+    block: usize,
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Cursor {
+    fn new(sst: &SSTable, block: usize, offset: usize) -> Result<Cursor> {
+        let data = if block < sst.blocks.len() {
+            sst.read_block(sst.blocks[block])?
+        } else {
+            Vec::new()
+        };
+        Ok(Cursor {
+            block,
+            data,
+            pos: offset,
+        })
+    }
+
+    fn next(&mut self, sst: &SSTable) -> Result<Option<Record>> {
+        while self.pos >= self.data.len() {
+            self.block += 1;
+            if self.block >= sst.blocks.len() {
+                return Ok(None);
+            }
+            self.data = sst.read_block(sst.blocks[self.block])?;
+            self.pos = 0;
+        }
+        let mut d = Dec {
+            data: &self.data,
+            pos: self.pos,
+        };
+        let rec = match d.u8()? {
+            REC_START => {
+                Record::Start(d.key()?, d.deletion()?, d.range_tombstones()?, d.opt_row()?)
+            }
+            REC_ROW => Record::Row(d.bytes()?, d.row()?),
+            REC_END => Record::End,
+            t => {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: bad record tag {t}",
+                    sst.path.display()
+                )))
+            }
+        };
+        self.pos = d.pos;
+        Ok(Some(rec))
+    }
+}
+
+impl SSTable {
+    pub fn open(path: &Path, gen: u64) -> Result<SSTable> {
+        let file = File::open(path)?;
+        // SAFETY: SSTable files are immutable once renamed into place and never truncated.
+        let mmap = unsafe { Mmap::map(&file)? };
+        let corrupt = |m: &str| StorageError::Corrupt(format!("{}: {m}", path.display()));
+        if mmap.len() < 12 + FOOTER || &mmap[..8] != MAGIC {
+            return Err(corrupt("bad header"));
+        }
+        let f = &mmap[mmap.len() - FOOTER..];
+        if &f[FOOTER - 8..] != MAGIC {
+            return Err(corrupt("bad footer magic"));
+        }
+        let crc = u32::from_le_bytes(f[36..40].try_into().unwrap());
+        if crc32c::crc32c(&f[..36]) != crc {
+            return Err(corrupt("footer checksum mismatch"));
+        }
+        let version = u32::from_le_bytes(f[32..36].try_into().unwrap());
+        if version != VERSION {
+            return Err(corrupt(&format!("unsupported version {version}")));
+        }
+        let offs: Vec<u64> = (0..4)
+            .map(|i| u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().unwrap()))
+            .collect();
+        let off = |i: usize| offs[i];
+        let mut sst = SSTable {
+            gen,
+            path: path.to_path_buf(),
+            size: mmap.len() as u64,
+            mmap,
+            blocks: Vec::new(),
+            index: Vec::new(),
+            bloom: BloomFilter::with_num_bits(64).hashes(1),
+            stats: SSTableStats {
+                data: DataStats::default(),
+                min_token: 0,
+                max_token: 0,
+                partitions: 0,
+                cl_pos: ClPos::default(),
+                level: 0,
+            },
+            obsolete: AtomicBool::new(false),
+        };
+        let raw = sst.read_block(off(0))?;
+        let mut d = Dec::new(&raw);
+        let n = d.var()? as usize;
+        let mut prev = 0u64;
+        let mut blocks = Vec::with_capacity(n);
+        for _ in 0..n {
+            prev += d.var()?;
+            blocks.push(prev);
+        }
+        let raw = sst.read_block(off(1))?;
+        let mut d = Dec::new(&raw);
+        let n = d.var()? as usize;
+        let mut index = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = d.key()?;
+            let block = d.var()? as u32;
+            let offset = d.var()? as u32;
+            let m = d.var()? as usize;
+            let mut row_index = Vec::with_capacity(m);
+            for _ in 0..m {
+                row_index.push((d.bytes()?, d.var()? as u32, d.var()? as u32));
+            }
+            index.push(IndexEntry {
+                key,
+                block,
+                offset,
+                row_index,
+            });
+        }
+        let raw = sst.read_block(off(2))?;
+        let mut d = Dec::new(&raw);
+        let hashes = d.u32()?;
+        let n = d.var()? as usize;
+        let mut words = Vec::with_capacity(n);
+        for _ in 0..n {
+            words.push(d.u64()?);
+        }
+        if words.is_empty() {
+            return Err(corrupt("empty bloom filter"));
+        }
+        let bloom = BloomFilter::from_vec(words)
+            .seed(&BLOOM_SEED)
+            .hashes(hashes);
+        let raw = sst.read_block(off(3))?;
+        let stats = decode_stats(&mut Dec::new(&raw))?;
+        sst.blocks = blocks;
+        sst.index = index;
+        sst.bloom = bloom;
+        sst.stats = stats;
+        Ok(sst)
+    }
+
+    fn read_block(&self, off: u64) -> Result<Vec<u8>> {
+        let corrupt =
+            |m: &str| StorageError::Corrupt(format!("{} block at {off}: {m}", self.path.display()));
+        let off = off as usize;
+        if off + BLOCK_HEADER > self.mmap.len() {
+            return Err(corrupt("out of bounds"));
+        }
+        let h = &self.mmap[off..off + BLOCK_HEADER];
+        let stored_len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
+        let raw_len = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(h[9..13].try_into().unwrap());
+        let start = off + BLOCK_HEADER;
+        if start + stored_len > self.mmap.len() {
+            return Err(corrupt("out of bounds"));
+        }
+        let stored = &self.mmap[start..start + stored_len];
+        if crc32c::crc32c(stored) != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        match h[8] {
+            0 => Ok(stored.to_vec()),
+            1 => lz4_flex::block::decompress(stored, raw_len).map_err(|e| corrupt(&e.to_string())),
+            c => Err(corrupt(&format!("unknown codec {c}"))),
+        }
+    }
+
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
+    /// Token range and bloom filter check.
+    pub fn may_contain(&self, key: &PartitionKey) -> bool {
+        key.token >= self.stats.min_token
+            && key.token <= self.stats.max_token
+            && self.bloom.contains(key.key.as_ref())
+    }
+
+    /// Index of the first partition not below `lower`.
+    pub fn lower_bound(&self, lower: Bound<&PartitionKey>) -> usize {
+        match lower {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.index.partition_point(|e| &e.key < k),
+            Bound::Excluded(k) => self.index.partition_point(|e| &e.key <= k),
+        }
+    }
+
+    /// The partition's data restricted to the clustering `ranges`, if present.
+    pub fn read(
+        &self,
+        key: &PartitionKey,
+        ranges: &[(Bound<Bytes>, Bound<Bytes>)],
+    ) -> Result<Option<PartitionData>> {
+        if !self.may_contain(key) {
+            return Ok(None);
+        }
+        let Ok(i) = self.index.binary_search_by(|e| e.key.cmp(key)) else {
+            return Ok(None);
+        };
+        let ie = &self.index[i];
+        let mut cur = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+        let mut p = PartitionData::default();
+        match cur.next(self)? {
+            Some(Record::Start(k, del, rts, st)) if &k == key => {
+                p.deletion = del;
+                p.range_tombstones = rts;
+                p.static_row = st;
+            }
+            _ => {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: index points to wrong partition",
+                    self.path.display()
+                )))
+            }
+        }
+        if ie.row_index.is_empty() || is_full_range(ranges) {
+            loop {
+                match cur.next(self)? {
+                    Some(Record::Row(c, r)) => {
+                        if slice_contains(ranges, &c) {
+                            p.rows.insert(c, r);
+                        }
+                    }
+                    Some(Record::End) | None => break,
+                    Some(Record::Start(..)) => {
+                        return Err(StorageError::Corrupt("missing partition end".into()))
+                    }
+                }
+            }
+            return Ok(Some(p));
+        }
+        for (s, e) in ranges {
+            let entry = match s {
+                Bound::Unbounded => 0,
+                Bound::Included(b) | Bound::Excluded(b) => ie
+                    .row_index
+                    .partition_point(|(c, _, _)| c <= b)
+                    .saturating_sub(1),
+            };
+            let (_, blk, off) = &ie.row_index[entry];
+            let mut cur = Cursor::new(self, *blk as usize, *off as usize)?;
+            loop {
+                match cur.next(self)? {
+                    Some(Record::Row(c, r)) => {
+                        if past_end(e, &c) {
+                            break;
+                        }
+                        if crate::partition::bound_contains(s, e, &c) {
+                            p.rows.insert(c, r);
+                        }
+                    }
+                    Some(Record::End) | None => break,
+                    Some(Record::Start(..)) => {
+                        return Err(StorageError::Corrupt("missing partition end".into()))
+                    }
+                }
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Sequential scan of all partitions (compaction).
+    pub fn scanner(&self) -> Result<Scanner<'_>> {
+        Ok(Scanner {
+            sst: self,
+            cur: Cursor::new(self, 0, 0)?,
+        })
+    }
+}
+
+pub struct Scanner<'a> {
+    sst: &'a SSTable,
+    cur: Cursor,
+}
+
+impl Scanner<'_> {
+    pub fn next_partition(&mut self) -> Result<Option<(PartitionKey, PartitionData)>> {
+        let (key, mut p) = match self.cur.next(self.sst)? {
+            None => return Ok(None),
+            Some(Record::Start(k, del, rts, st)) => (
+                k,
+                PartitionData {
+                    deletion: del,
+                    range_tombstones: rts,
+                    static_row: st,
+                    rows: Default::default(),
+                },
+            ),
+            Some(_) => {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: expected partition start",
+                    self.sst.path.display()
+                )))
+            }
+        };
+        loop {
+            match self.cur.next(self.sst)? {
+                Some(Record::Row(c, r)) => {
+                    p.rows.insert(c, r);
+                }
+                Some(Record::End) => break,
+                _ => {
+                    return Err(StorageError::Corrupt(format!(
+                        "{}: truncated partition",
+                        self.sst.path.display()
+                    )))
+                }
+            }
+        }
+        Ok(Some((key, p)))
+    }
+}
