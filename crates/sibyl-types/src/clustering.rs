@@ -241,7 +241,9 @@ fn enc_components<'a>(types: impl Iterator<Item = &'a CqlType>, v: &[u8], out: &
         enc_escaped(v, out);
         return;
     };
-    while xs.last().is_some_and(|x| x.is_none()) {
+    // Trailing nulls compare equal to missing components, but a non-empty value stays
+    // non-empty (the empty value sorts before every other one).
+    while xs.len() > 1 && xs.last().is_some_and(|x| x.is_none()) {
         xs.pop();
     }
     for (x, t) in xs.into_iter().zip(types) {
