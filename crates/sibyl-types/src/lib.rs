@@ -6,7 +6,10 @@ mod cqltype;
 mod value;
 
 pub use cqltype::{CqlType, UdtDef};
-pub use value::{Duration, Value};
+pub use value::{
+    read_signed_vint, read_unsigned_vint, split_collection, split_map, split_tuple, split_vector,
+    write_signed_vint, write_unsigned_vint, Duration, MapEntry, Value, MAX_TIME_NANOS,
+};
 
 pub mod clustering;
 pub mod literal;
