@@ -500,13 +500,19 @@ impl<'a> Parser<'a> {
 
     fn selector(&mut self) -> PResult<Selector> {
         let mut left = self.selector_mul()?;
+        let mut ops = 0;
         loop {
             let op = match self.peek().kind {
                 Tk::Plus => ArithOp::Add,
                 Tk::Minus => ArithOp::Sub,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= ops;
+                    return Ok(left);
+                }
             };
             self.bump();
+            self.descend()?;
+            ops += 1;
             let right = self.selector_mul()?;
             left = Selector::Arithmetic {
                 op,
@@ -518,14 +524,20 @@ impl<'a> Parser<'a> {
 
     fn selector_mul(&mut self) -> PResult<Selector> {
         let mut left = self.selector_unary()?;
+        let mut ops = 0;
         loop {
             let op = match self.peek().kind {
                 Tk::Star => ArithOp::Mul,
                 Tk::Slash => ArithOp::Div,
                 Tk::Percent => ArithOp::Mod,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= ops;
+                    return Ok(left);
+                }
             };
             self.bump();
+            self.descend()?;
+            ops += 1;
             let right = self.selector_unary()?;
             left = Selector::Arithmetic {
                 op,
@@ -1005,7 +1017,13 @@ impl<'a> Parser<'a> {
         if !self.eat_kw("if") {
             return Ok(Conditions::None);
         }
-        if self.eat_kw("exists") {
+        let n = self.peek_at(1);
+        let exists_is_column = matches!(
+            n.kind,
+            Tk::Eq | Tk::Neq | Tk::Lt | Tk::Lte | Tk::Gt | Tk::Gte | Tk::LBracket | Tk::Dot
+        ) || Self::tok_is_kw(n, "in")
+            || Self::tok_is_kw(n, "contains");
+        if !exists_is_column && self.eat_kw("exists") {
             return Ok(Conditions::IfExists);
         }
         let mut conds = vec![self.condition()?];
@@ -1203,7 +1221,18 @@ impl<'a> Parser<'a> {
                 }
                 self.expect(Tk::RParen)?;
             } else {
-                columns.push(self.column_def(true)?);
+                let at = *self.peek();
+                let def = self.column_def(true)?;
+                if def.primary_key {
+                    if seen_pk {
+                        return Err(self.error_at(
+                            &at,
+                            "Multiple PRIMARY KEYs specified (exactly one required)",
+                        ));
+                    }
+                    seen_pk = true;
+                }
+                columns.push(def);
             }
             if !self.eat(Tk::Comma) {
                 break;
@@ -1624,13 +1653,19 @@ impl<'a> Parser<'a> {
     }
 
     fn term_add_from(&mut self, mut left: Term) -> PResult<Term> {
+        let mut ops = 0;
         loop {
             let op = match self.peek().kind {
                 Tk::Plus => ArithOp::Add,
                 Tk::Minus => ArithOp::Sub,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= ops;
+                    return Ok(left);
+                }
             };
             self.bump();
+            self.descend()?;
+            ops += 1;
             let right = self.term_mul()?;
             left = Term::Arithmetic {
                 op,
@@ -1642,14 +1677,20 @@ impl<'a> Parser<'a> {
 
     fn term_mul(&mut self) -> PResult<Term> {
         let mut left = self.term_unary()?;
+        let mut ops = 0;
         loop {
             let op = match self.peek().kind {
                 Tk::Star => ArithOp::Mul,
                 Tk::Slash => ArithOp::Div,
                 Tk::Percent => ArithOp::Mod,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= ops;
+                    return Ok(left);
+                }
             };
             self.bump();
+            self.descend()?;
+            ops += 1;
             let right = self.term_unary()?;
             left = Term::Arithmetic {
                 op,
