@@ -393,21 +393,19 @@ proptest! {
     /// Arbitrary strings never panic, and errors point inside the text.
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,80}") {
-        for r in [parse_statement(&text).err(), parse_statements(&text).err(), parse_type(&text).err(), parse_term(&text).err()] {
-            if let Some(e) = r {
-                prop_assert!(e.message.starts_with(&format!("line {}:{} ", e.line, e.column)), "{}", e.message);
-                prop_assert!(e.line >= 1 && e.line <= text.matches('\n').count() + 1);
-            }
+        let errors = [parse_statement(&text).err(), parse_statements(&text).err(), parse_type(&text).err(), parse_term(&text).err()];
+        for e in errors.into_iter().flatten() {
+            prop_assert!(e.message.starts_with(&format!("line {}:{} ", e.line, e.column)), "{}", e.message);
+            prop_assert!(e.line >= 1 && e.line <= text.matches('\n').count() + 1);
         }
     }
 
     /// Keyword/token soups explore deeper parser states.
     #[test]
     fn token_soup_never_panics(text in token_soup()) {
-        for r in [parse_statement(&text).err(), parse_statements(&text).err(), parse_type(&text).err(), parse_term(&text).err()] {
-            if let Some(e) = r {
-                prop_assert!(e.message.starts_with(&format!("line {}:{} ", e.line, e.column)), "{}", e.message);
-            }
+        let errors = [parse_statement(&text).err(), parse_statements(&text).err(), parse_type(&text).err(), parse_term(&text).err()];
+        for e in errors.into_iter().flatten() {
+            prop_assert!(e.message.starts_with(&format!("line {}:{} ", e.line, e.column)), "{}", e.message);
         }
     }
 
