@@ -30,7 +30,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from sibyl_node import ALL_NODES, Node  # noqa: E402
 
-from cassandra.cluster import Cluster, NoHostAvailable  # noqa: E402
+from cassandra.cluster import (  # noqa: E402
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+)
 from cassandra.policies import (  # noqa: E402
     ConstantReconnectionPolicy,
     DCAwareRoundRobinPolicy,
@@ -51,7 +56,8 @@ def cluster_kwargs(node: Node, **overrides):
         reconnection_policy=ConstantReconnectionPolicy(0.3, None),
         # the driver's default policy, named explicitly: without it the driver
         # warns at Cluster() time ("no load_balancing_policy")
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()))},
         # a single node always agrees with itself; keep DDL waits short
         max_schema_agreement_wait=10,
     )
