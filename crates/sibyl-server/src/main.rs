@@ -1,1 +1,86 @@
-fn main() {}
+//! The `sibyl` binary: a Cassandra-compatible database node. It owns configuration, start-up,
+//! the CQL native-protocol server, system tables, schema management and query execution, and
+//! wires together the codec, the parser, the type system and the storage engine.
+
+mod config;
+mod connection;
+mod ddl;
+mod describe;
+mod error;
+mod executor;
+mod modify;
+mod node;
+mod rows;
+mod schema;
+mod select;
+mod system_tables;
+mod values;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() -> ExitCode {
+    let flags = match config::Flags::try_parse() {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIBYL_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let config = match config::Config::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sibyl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("fatal: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(config: config::Config) -> node::anyhow_like::Result<()> {
+    let started = std::time::Instant::now();
+    let addr = SocketAddr::new(config.listen_address, config.native_port);
+    let node = tokio::task::block_in_place(|| node::Node::open(config))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!("Starting listening for CQL clients on {addr} (started in {} ms)", started.elapsed().as_millis());
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(connection::handle(node.clone(), stream));
+                    }
+                    Err(e) => tracing::warn!("accept failed: {e}"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: flushing memtables");
+    drop(listener);
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || n.shutdown()).await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

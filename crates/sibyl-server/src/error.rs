@@ -1,0 +1,74 @@
+//! Errors a request can end with, in Cassandra's classes; mapped to protocol error bodies at the edge.
+
+use bytes::Bytes;
+use sibyl_protocol::messages::{ErrorBody, ErrorDetails};
+use sibyl_protocol::error_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{message}")]
+    AlreadyExists { keyspace: String, table: String, message: String },
+    #[error("Prepared query with ID {0:?} not found")]
+    Unprepared(Bytes),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Server(String),
+    #[error("{0}")]
+    Truncate(String),
+    #[error("{0}")]
+    Unauthorized(String),
+}
+
+pub type QueryResult<T> = Result<T, QueryError>;
+
+pub fn invalid<T>(msg: impl Into<String>) -> QueryResult<T> {
+    Err(QueryError::Invalid(msg.into()))
+}
+
+impl From<sibyl_storage::StorageError> for QueryError {
+    fn from(e: sibyl_storage::StorageError) -> Self {
+        QueryError::Server(format!("storage error: {e}"))
+    }
+}
+
+impl From<sibyl_types::TypeError> for QueryError {
+    fn from(e: sibyl_types::TypeError) -> Self {
+        QueryError::Invalid(e.to_string())
+    }
+}
+
+impl From<sibyl_cql::ParseError> for QueryError {
+    fn from(e: sibyl_cql::ParseError) -> Self {
+        QueryError::Syntax(e.message)
+    }
+}
+
+impl QueryError {
+    pub fn to_error_body(&self) -> ErrorBody {
+        let message = self.to_string();
+        let (code, details) = match self {
+            QueryError::Syntax(_) => (error_code::SYNTAX_ERROR, ErrorDetails::None),
+            QueryError::Invalid(_) => (error_code::INVALID, ErrorDetails::None),
+            QueryError::Config(_) => (error_code::CONFIG_ERROR, ErrorDetails::None),
+            QueryError::AlreadyExists { keyspace, table, .. } => (
+                error_code::ALREADY_EXISTS,
+                ErrorDetails::AlreadyExists { keyspace: keyspace.clone(), table: table.clone() },
+            ),
+            QueryError::Unprepared(id) => {
+                (error_code::UNPREPARED, ErrorDetails::Unprepared { id: id.clone() })
+            }
+            QueryError::Protocol(_) => (error_code::PROTOCOL_ERROR, ErrorDetails::None),
+            QueryError::Server(_) => (error_code::SERVER_ERROR, ErrorDetails::None),
+            QueryError::Truncate(_) => (error_code::TRUNCATE_ERROR, ErrorDetails::None),
+            QueryError::Unauthorized(_) => (error_code::UNAUTHORIZED, ErrorDetails::None),
+        };
+        ErrorBody { code: code as i32, message, details }
+    }
+}

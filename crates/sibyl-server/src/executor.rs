@@ -1,0 +1,754 @@
+//! Executing statements for a session: preparation (bind variable metadata, statement ids),
+//! dispatch of every statement kind, batches, and schema changes with their events.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use sibyl_cql::ast::{
+    Assignment, BatchChild, BindMarker, ColumnTarget, Conditions, InsertValues, Operator, Relation, RelationLhs, Selector,
+    Statement, Term, UsingClause,
+};
+use sibyl_protocol::messages::{BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows, RowsMetadata, SchemaChange, Values};
+use sibyl_storage::model::Mutation;
+use sibyl_types::CqlType;
+
+use crate::ddl::{self, ClusterView, DdlOutcome};
+use crate::error::{invalid, QueryError, QueryResult};
+use crate::modify::{self, WriteCtx};
+use crate::node::{table_params, Node};
+use crate::schema::{Schema, Table};
+use crate::select::{self, ReadContext};
+use crate::system_tables;
+use crate::values::EvalCtx;
+
+/// Connection-level state.
+#[derive(Default, Debug, Clone)]
+pub struct Session {
+    pub keyspace: Option<String>,
+}
+
+/// A prepared statement: its parsed form with bind markers numbered, and its metadata.
+#[derive(Debug)]
+pub struct PreparedStmt {
+    pub id: Bytes,
+    pub query: String,
+    pub keyspace: Option<String>,
+    pub statement: Statement,
+    pub bind_specs: Vec<ColumnSpec>,
+    pub pk_indexes: Vec<u16>,
+    pub result_columns: Vec<ColumnSpec>,
+    pub result_metadata_id: Bytes,
+}
+
+/// What executing a request produced.
+pub struct Outcome {
+    pub body: ResultBody,
+    pub warnings: Vec<String>,
+    pub schema_change: Option<SchemaChange>,
+}
+
+impl Outcome {
+    fn body(body: ResultBody) -> Self {
+        Outcome { body, warnings: vec![], schema_change: None }
+    }
+}
+
+/// Cassandra's statement id: MD5 of the keyspace (if any) followed by the query text.
+pub fn statement_id(keyspace: Option<&str>, query: &str) -> Bytes {
+    let mut h = Md5::new();
+    if let Some(k) = keyspace {
+        h.update(k.as_bytes());
+    }
+    h.update(query.as_bytes());
+    Bytes::copy_from_slice(&h.finalize())
+}
+
+fn metadata_id(cols: &[ColumnSpec]) -> Bytes {
+    let mut h = Md5::new();
+    for c in cols {
+        h.update(c.name.as_bytes());
+        h.update(c.ty.cql_name().as_bytes());
+    }
+    Bytes::copy_from_slice(&h.finalize())
+}
+
+/// Collects bind variable specs in marker order and rewrites named markers to positions.
+struct Binder<'a> {
+    table: Option<&'a Table>,
+    specs: Vec<Option<ColumnSpec>>,
+    names: Vec<Option<String>>,
+    next: usize,
+}
+
+impl<'a> Binder<'a> {
+    fn spec(&self, name: &str, ty: CqlType) -> ColumnSpec {
+        let (ks, t) = self.table.map(|t| (t.keyspace.clone(), t.name.clone())).unwrap_or_default();
+        ColumnSpec { keyspace: ks, table: t, name: name.to_string(), ty }
+    }
+
+    fn record(&mut self, idx: usize, name: &str, ty: CqlType, marker_name: Option<String>) {
+        if self.specs.len() <= idx {
+            self.specs.resize(idx + 1, None);
+            self.names.resize(idx + 1, None);
+        }
+        let spec_name = marker_name.clone().unwrap_or_else(|| name.to_string());
+        self.specs[idx] = Some(self.spec(&spec_name, ty));
+        self.names[idx] = marker_name;
+    }
+
+    /// Visits a term whose receiver has type `ty`.
+    fn term(&mut self, t: &mut Term, name: &str, ty: &CqlType) {
+        match t {
+            Term::Bind(m) => {
+                let (idx, marker_name) = match m {
+                    BindMarker::Positional(i) => (*i, None),
+                    BindMarker::Named(n) => (self.next, Some(n.clone())),
+                };
+                *m = BindMarker::Positional(idx);
+                self.next = idx + 1;
+                self.record(idx, name, ty.clone(), marker_name);
+            }
+            Term::List(items) | Term::Set(items) => {
+                let elem = match ty.unfrozen() {
+                    CqlType::List(e) | CqlType::Set(e) | CqlType::Vector(e, _) => (**e).clone(),
+                    other => other.clone(),
+                };
+                for it in items {
+                    self.term(it, name, &elem);
+                }
+            }
+            Term::Map(entries) => {
+                let (k, v) = match ty.unfrozen() {
+                    CqlType::Map(k, v) => ((**k).clone(), (**v).clone()),
+                    other => (other.clone(), other.clone()),
+                };
+                for (a, b) in entries {
+                    self.term(a, name, &k);
+                    self.term(b, name, &v);
+                }
+            }
+            Term::Tuple(items) => {
+                let types: Vec<CqlType> = match ty.unfrozen() {
+                    CqlType::Tuple(ts) => ts.clone(),
+                    other => vec![other.clone(); items.len()],
+                };
+                for (i, it) in items.iter_mut().enumerate() {
+                    let t = types.get(i).cloned().unwrap_or(CqlType::Blob);
+                    self.term(it, name, &t);
+                }
+            }
+            Term::Udt(fields) => {
+                for (f, it) in fields {
+                    let t = match ty.unfrozen() {
+                        CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                        _ => CqlType::Blob,
+                    };
+                    self.term(it, &format!("{name}.{f}"), &t);
+                }
+            }
+            Term::Function { name: fname, args } => {
+                let f = fname.name.to_ascii_lowercase();
+                let arg_ty = if f.starts_with("blobas") {
+                    CqlType::Blob
+                } else if let Some(src) = f.strip_suffix("asblob") {
+                    CqlType::parse_native(src).unwrap_or(CqlType::Blob)
+                } else {
+                    CqlType::Timestamp
+                };
+                for a in args {
+                    self.term(a, &format!("arg0({f})"), &arg_ty);
+                }
+            }
+            Term::Cast { term, .. } | Term::Negate(term) => self.term(term, name, ty),
+            Term::Arithmetic { left, right, .. } => {
+                self.term(left, name, ty);
+                self.term(right, name, ty);
+            }
+            Term::Literal(_) => {}
+        }
+    }
+
+    fn column_type(&self, name: &str) -> CqlType {
+        self.table.and_then(|t| t.column(name)).map(|c| c.ty.clone()).unwrap_or(CqlType::Blob)
+    }
+
+    fn using(&mut self, u: &mut UsingClause) {
+        if let Some(t) = &mut u.ttl {
+            self.term(t, "[ttl]", &CqlType::Int);
+        }
+        if let Some(t) = &mut u.timestamp {
+            self.term(t, "[timestamp]", &CqlType::Bigint);
+        }
+    }
+
+    fn relations(&mut self, rels: &mut [Relation]) {
+        for r in rels {
+            match &r.lhs {
+                RelationLhs::Column(c) => {
+                    let ty = self.column_type(c);
+                    let ty = match r.op {
+                        Operator::Contains => match ty.unfrozen() {
+                            CqlType::List(e) | CqlType::Set(e) => (**e).clone(),
+                            CqlType::Map(_, v) => (**v).clone(),
+                            _ => ty,
+                        },
+                        Operator::ContainsKey => match ty.unfrozen() {
+                            CqlType::Map(k, _) => (**k).clone(),
+                            _ => ty,
+                        },
+                        _ => ty,
+                    };
+                    if r.op == Operator::In {
+                        match &mut r.rhs {
+                            Term::Bind(_) => self.term(&mut r.rhs, &format!("in({c})"), &CqlType::List(Box::new(ty))),
+                            Term::Tuple(items) | Term::List(items) => {
+                                for it in items {
+                                    self.term(it, c, &ty);
+                                }
+                            }
+                            other => self.term(other, c, &ty),
+                        }
+                    } else {
+                        let c = c.clone();
+                        self.term(&mut r.rhs, &c, &ty);
+                    }
+                }
+                RelationLhs::Columns(cols) => {
+                    let types: Vec<CqlType> = cols.iter().map(|c| self.column_type(c)).collect();
+                    let label = format!("({})", cols.join(","));
+                    let tuple = CqlType::Tuple(types.clone());
+                    match &mut r.rhs {
+                        Term::Tuple(items) if r.op == Operator::In => {
+                            for it in items {
+                                self.term(it, &label, &tuple);
+                            }
+                        }
+                        other => self.term(other, &label, &tuple),
+                    }
+                }
+                RelationLhs::Token(_) => self.term(&mut r.rhs, "partition key token", &CqlType::Bigint),
+                RelationLhs::MapElement(c, k) => {
+                    let (kt, vt) = match self.column_type(c).unfrozen() {
+                        CqlType::Map(k, v) => ((**k).clone(), (**v).clone()),
+                        _ => (CqlType::Blob, CqlType::Blob),
+                    };
+                    let mut k = k.clone();
+                    self.term(&mut k, &format!("key({c})"), &kt);
+                    let c = c.clone();
+                    self.term(&mut r.rhs, &format!("value({c})"), &vt);
+                    if let RelationLhs::MapElement(_, kk) = &mut r.lhs {
+                        *kk = k;
+                    }
+                }
+            }
+        }
+    }
+
+    fn target(&mut self, t: &mut ColumnTarget) {
+        match t {
+            ColumnTarget::Column(_) => {}
+            ColumnTarget::Element(c, k) => {
+                let kt = match self.column_type(c).unfrozen() {
+                    CqlType::Map(k, _) => (**k).clone(),
+                    CqlType::Set(e) => (**e).clone(),
+                    _ => CqlType::Int,
+                };
+                let c = c.clone();
+                self.term(k, &format!("key({c})"), &kt);
+            }
+            ColumnTarget::Field(..) => {}
+        }
+    }
+
+    fn conditions(&mut self, c: &mut Conditions) {
+        if let Conditions::If(conds) = c {
+            for cond in conds {
+                self.target(&mut cond.target);
+                let ty = match &cond.target {
+                    ColumnTarget::Column(c) => self.column_type(c),
+                    ColumnTarget::Element(c, _) => match self.column_type(c).unfrozen() {
+                        CqlType::Map(_, v) => (**v).clone(),
+                        CqlType::List(e) => (**e).clone(),
+                        _ => CqlType::Blob,
+                    },
+                    ColumnTarget::Field(c, f) => match self.column_type(c).unfrozen() {
+                        CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                        _ => CqlType::Blob,
+                    },
+                };
+                let name = match &cond.target {
+                    ColumnTarget::Column(c) | ColumnTarget::Element(c, _) | ColumnTarget::Field(c, _) => c.clone(),
+                };
+                if cond.op == Operator::In {
+                    if let Term::Tuple(items) = &mut cond.rhs {
+                        for it in items {
+                            self.term(it, &name, &ty);
+                        }
+                        continue;
+                    }
+                    self.term(&mut cond.rhs, &format!("in({name})"), &CqlType::List(Box::new(ty)));
+                } else {
+                    self.term(&mut cond.rhs, &name, &ty);
+                }
+            }
+        }
+    }
+
+    fn assignment(&mut self, a: &mut Assignment) {
+        match a {
+            Assignment::Set(target, t) => {
+                self.target(target);
+                let (name, ty) = match target {
+                    ColumnTarget::Column(c) => (c.clone(), self.column_type(c)),
+                    ColumnTarget::Element(c, _) => (
+                        format!("value({c})"),
+                        match self.column_type(c).unfrozen() {
+                            CqlType::Map(_, v) => (**v).clone(),
+                            CqlType::List(e) => (**e).clone(),
+                            _ => CqlType::Blob,
+                        },
+                    ),
+                    ColumnTarget::Field(c, f) => (
+                        format!("{c}.{f}"),
+                        match self.column_type(c).unfrozen() {
+                            CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                            _ => CqlType::Blob,
+                        },
+                    ),
+                };
+                self.term(t, &name, &ty);
+            }
+            Assignment::Add(c, t) | Assignment::Prepend(c, t) => {
+                let ty = self.column_type(c);
+                let ty = if ty.is_counter() { CqlType::Counter } else { ty };
+                let c = c.clone();
+                self.term(t, &c, &ty);
+            }
+            Assignment::Subtract(c, t) => {
+                let ty = match self.column_type(c) {
+                    CqlType::Map(k, _) => CqlType::Set(k),
+                    other => other,
+                };
+                let c = c.clone();
+                self.term(t, &c, &ty);
+            }
+        }
+    }
+
+    fn statement(&mut self, st: &mut Statement) {
+        match st {
+            Statement::Select(s) => {
+                for item in &mut s.selectors {
+                    self.selector(&mut item.selector);
+                }
+                self.relations(&mut s.where_clause);
+                for o in &mut s.order_by {
+                    if let sibyl_cql::ast::OrderingTarget::Ann(c, t) = &mut o.target {
+                        let ty = self.column_type(c);
+                        let c = c.clone();
+                        self.term(t, &c, &ty);
+                    }
+                }
+                if let Some(t) = &mut s.per_partition_limit {
+                    self.term(t, "[per_partition_limit]", &CqlType::Int);
+                }
+                if let Some(t) = &mut s.limit {
+                    self.term(t, "[limit]", &CqlType::Int);
+                }
+            }
+            Statement::Insert(i) => {
+                match &mut i.values {
+                    InsertValues::Values { columns, values } => {
+                        for (c, v) in columns.iter().zip(values.iter_mut()) {
+                            let ty = self.column_type(c);
+                            self.term(v, c, &ty);
+                        }
+                    }
+                    InsertValues::Json { json, .. } => self.term(json, "[json]", &CqlType::Text),
+                }
+                self.using(&mut i.using);
+            }
+            Statement::Update(u) => {
+                self.using(&mut u.using);
+                for a in &mut u.assignments {
+                    self.assignment(a);
+                }
+                self.relations(&mut u.where_clause);
+                self.conditions(&mut u.conditions);
+            }
+            Statement::Delete(d) => {
+                for t in &mut d.columns {
+                    self.target(t);
+                }
+                self.using(&mut d.using);
+                self.relations(&mut d.where_clause);
+                self.conditions(&mut d.conditions);
+            }
+            _ => {}
+        }
+    }
+
+    fn selector(&mut self, s: &mut Selector) {
+        match s {
+            Selector::Term(t) => self.term(t, "term", &CqlType::Blob),
+            Selector::Function { args, .. } => args.iter_mut().for_each(|a| self.selector(a)),
+            Selector::Cast(inner, _) | Selector::Field(inner, _) => self.selector(inner),
+            Selector::Element(inner, t) => {
+                self.selector(inner);
+                self.term(t, "key", &CqlType::Blob);
+            }
+            Selector::Arithmetic { left, right, .. } => {
+                self.selector(left);
+                self.selector(right);
+            }
+            Selector::Column(_) | Selector::Star => {}
+        }
+    }
+}
+
+fn statement_table(st: &Statement) -> Option<&sibyl_cql::ast::QualifiedName> {
+    match st {
+        Statement::Select(s) => Some(&s.table),
+        Statement::Insert(i) => Some(&i.table),
+        Statement::Update(u) => Some(&u.table),
+        Statement::Delete(d) => Some(&d.table),
+        _ => None,
+    }
+}
+
+impl Node {
+    fn resolve_table(&self, schema: &Schema, name: &sibyl_cql::ast::QualifiedName, keyspace: Option<&str>) -> QueryResult<Arc<Table>> {
+        let ks = ddl::resolve_keyspace(name, keyspace)?;
+        if let Some(t) = self.find_table(schema, &ks, &name.name) {
+            return Ok(t);
+        }
+        if !schema.keyspaces.contains_key(&ks) && !self.vtables.keys().any(|(k, _)| *k == ks) {
+            return invalid(format!("Keyspace {ks} does not exist"));
+        }
+        invalid(format!("unconfigured table {}", name.name))
+    }
+
+    /// Parses and analyses a statement, producing its bind metadata.
+    pub fn prepare(&self, keyspace: Option<&str>, query: &str) -> QueryResult<Arc<PreparedStmt>> {
+        let id = statement_id(keyspace, query);
+        if let Some(p) = self.prepared.read().get(&id) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(self.analyse(keyspace, query, id.clone())?);
+        let mut cache = self.prepared.write();
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(id, p.clone());
+        Ok(p)
+    }
+
+    fn analyse(&self, keyspace: Option<&str>, query: &str, id: Bytes) -> QueryResult<PreparedStmt> {
+        let mut statement = sibyl_cql::parse_statement(query)?;
+        let schema = self.schema();
+        let table = match statement_table(&statement) {
+            Some(name) => Some(self.resolve_table(&schema, name, keyspace)?),
+            None => None,
+        };
+        let mut binder = Binder { table: table.as_deref(), specs: vec![], names: vec![], next: 0 };
+        if let Statement::Batch(b) = &mut statement {
+            binder.using(&mut b.using);
+            for child in &mut b.statements {
+                let (name, mut st) = match child.clone() {
+                    BatchChild::Insert(i) => (i.table.clone(), Statement::Insert(i)),
+                    BatchChild::Update(u) => (u.table.clone(), Statement::Update(u)),
+                    BatchChild::Delete(d) => (d.table.clone(), Statement::Delete(d)),
+                };
+                let t = self.resolve_table(&schema, &name, keyspace)?;
+                let mut inner = Binder { table: Some(&t), specs: std::mem::take(&mut binder.specs), names: std::mem::take(&mut binder.names), next: binder.next };
+                inner.statement(&mut st);
+                binder.specs = inner.specs;
+                binder.names = inner.names;
+                binder.next = inner.next;
+                *child = match st {
+                    Statement::Insert(i) => BatchChild::Insert(i),
+                    Statement::Update(u) => BatchChild::Update(u),
+                    Statement::Delete(d) => BatchChild::Delete(d),
+                    _ => unreachable!("batch children are modifications"),
+                };
+            }
+        } else {
+            binder.statement(&mut statement);
+        }
+        let bind_specs: Vec<ColumnSpec> = binder.specs.into_iter().map(|s| s.unwrap_or_else(|| ColumnSpec { keyspace: String::new(), table: String::new(), name: "?".into(), ty: CqlType::Blob })).collect();
+        // Partition key indexes: the marker bound by EQ to each partition key column.
+        let mut pk_indexes = vec![];
+        if let Some(t) = &table {
+            let rels: Option<&Vec<Relation>> = match &statement {
+                Statement::Select(s) => Some(&s.where_clause),
+                Statement::Update(u) => Some(&u.where_clause),
+                Statement::Delete(d) => Some(&d.where_clause),
+                _ => None,
+            };
+            let find_marker = |col: &str| -> Option<u16> {
+                if let Statement::Insert(i) = &statement {
+                    if let InsertValues::Values { columns, values } = &i.values {
+                        let pos = columns.iter().position(|c| c == col)?;
+                        if let Term::Bind(BindMarker::Positional(m)) = &values[pos] {
+                            return Some(*m as u16);
+                        }
+                    }
+                    return None;
+                }
+                rels?.iter().find_map(|r| match (&r.lhs, r.op, &r.rhs) {
+                    (RelationLhs::Column(c), Operator::Eq, Term::Bind(BindMarker::Positional(m))) if c == col => Some(*m as u16),
+                    _ => None,
+                })
+            };
+            for c in t.partition_key() {
+                match find_marker(&c.name) {
+                    Some(m) => pk_indexes.push(m),
+                    None => {
+                        pk_indexes.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        let result_columns = match (&statement, &table) {
+            (Statement::Select(s), Some(t)) => select::result_columns(t, s)?,
+            _ => vec![],
+        };
+        let result_metadata_id = metadata_id(&result_columns);
+        Ok(PreparedStmt { id, query: query.to_string(), keyspace: keyspace.map(String::from), statement, bind_specs, pk_indexes, result_columns, result_metadata_id })
+    }
+
+    pub fn prepared_result(&self, p: &PreparedStmt) -> Prepared {
+        Prepared {
+            id: p.id.clone(),
+            result_metadata_id: Some(p.result_metadata_id.clone()),
+            bind_columns: p.bind_specs.clone(),
+            pk_indexes: p.pk_indexes.clone(),
+            result_metadata: RowsMetadata { columns: p.result_columns.clone(), paging_state: None, no_metadata: p.result_columns.is_empty(), new_metadata_id: None },
+        }
+    }
+
+    /// Orders request values as the statement's markers: positional as given, named by name.
+    fn bind_values(p: &PreparedStmt, values: &Values) -> QueryResult<Vec<BoundValue>> {
+        match values {
+            Values::None => Ok(vec![]),
+            Values::Positional(v) => {
+                if v.len() != p.bind_specs.len() {
+                    return invalid(format!("There were {} markers(?) in CQL but {} bound variables", p.bind_specs.len(), v.len()));
+                }
+                Ok(v.clone())
+            }
+            Values::Named(named) => p
+                .bind_specs
+                .iter()
+                .map(|s| {
+                    named
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&s.name))
+                        .map(|(_, v)| v.clone())
+                        .ok_or_else(|| QueryError::Invalid(format!("Missing value for bind variable {}", s.name)))
+                })
+                .collect(),
+        }
+    }
+
+    /// QUERY: parse, analyse and execute a statement.
+    pub fn query(&self, session: &mut Session, query: &str, params: &QueryParams) -> QueryResult<Outcome> {
+        let keyspace = params.keyspace.clone().or_else(|| session.keyspace.clone());
+        if let Some(out) = crate::describe::try_describe(self, keyspace.as_deref(), query)? {
+            return Ok(out);
+        }
+        let id = statement_id(keyspace.as_deref(), query);
+        let p = self.analyse(keyspace.as_deref(), query, id)?;
+        self.execute_prepared(session, &p, params, false)
+    }
+
+    /// EXECUTE of a prepared statement id.
+    pub fn execute(&self, session: &mut Session, id: &Bytes, params: &QueryParams) -> QueryResult<Outcome> {
+        let p = self.prepared.read().get(id).cloned().ok_or_else(|| QueryError::Unprepared(id.clone()))?;
+        self.execute_prepared(session, &p, params, true)
+    }
+
+    fn execute_prepared(&self, session: &mut Session, p: &PreparedStmt, params: &QueryParams, prepared: bool) -> QueryResult<Outcome> {
+        let binds = Self::bind_values(p, &params.values)?;
+        let now_micros = sibyl_types::timeuuid::micros_now();
+        let ctx = EvalCtx { binds: &binds, now_micros };
+        let keyspace = p.keyspace.clone().or_else(|| params.keyspace.clone()).or_else(|| session.keyspace.clone());
+        let now_secs = params.now_in_seconds.map(|s| s as i64).unwrap_or(now_micros / 1_000_000);
+        let schema = self.schema();
+        match &p.statement {
+            Statement::Select(s) => {
+                let table = self.resolve_table(&schema, &s.table, keyspace.as_deref())?;
+                let virtual_rows = table.is_virtual.then(|| system_tables::rows(&table, &schema, &self.local, &self.vtables));
+                let rc = ReadContext {
+                    engine: &self.engine,
+                    now_secs,
+                    page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
+                    paging_state: params.paging_state.clone(),
+                    virtual_rows,
+                };
+                let mut rows: Rows = select::execute(&table, s, &ctx, rc)?;
+                if prepared && params.skip_metadata {
+                    rows.metadata.no_metadata = true;
+                }
+                Ok(Outcome::body(ResultBody::Rows(rows)))
+            }
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let table = self.resolve_table(&schema, statement_table(&p.statement).expect("modification names a table"), keyspace.as_deref())?;
+                let timestamp = params.default_timestamp.unwrap_or_else(|| self.next_timestamp());
+                let wctx = WriteCtx { eval: &ctx, timestamp, now_secs, engine: &self.engine };
+                let mutations = self.modification(&table, &p.statement, &wctx)?;
+                self.apply(&mutations)?;
+                Ok(Outcome::body(ResultBody::Void))
+            }
+            Statement::Batch(b) => {
+                let timestamp = params.default_timestamp.unwrap_or_else(|| self.next_timestamp());
+                let mut mutations = vec![];
+                let batch_ts = match &b.using.timestamp {
+                    Some(t) => match crate::values::eval(t, &CqlType::Bigint, "[timestamp]", &ctx)? {
+                        crate::values::Evaluated::Value(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?),
+                        _ => timestamp,
+                    },
+                    None => timestamp,
+                };
+                for child in &b.statements {
+                    let (name, st) = match child {
+                        BatchChild::Insert(i) => (&i.table, Statement::Insert(i.clone())),
+                        BatchChild::Update(u) => (&u.table, Statement::Update(u.clone())),
+                        BatchChild::Delete(d) => (&d.table, Statement::Delete(d.clone())),
+                    };
+                    let table = self.resolve_table(&schema, name, keyspace.as_deref())?;
+                    let wctx = WriteCtx { eval: &ctx, timestamp: batch_ts, now_secs, engine: &self.engine };
+                    mutations.extend(self.modification(&table, &st, &wctx)?);
+                }
+                self.apply(&mutations)?;
+                Ok(Outcome::body(ResultBody::Void))
+            }
+            Statement::Use(ks) => {
+                if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks) {
+                    return invalid(format!("Keyspace '{ks}' does not exist"));
+                }
+                session.keyspace = Some(ks.clone());
+                Ok(Outcome::body(ResultBody::SetKeyspace(ks.clone())))
+            }
+            other => self.schema_statement(other, keyspace.as_deref()),
+        }
+    }
+
+    fn modification(&self, table: &Table, st: &Statement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
+        if table.is_virtual || ddl::is_system_keyspace(&table.keyspace) {
+            return Err(QueryError::Unauthorized(format!("Modification on table {}.{} is not allowed: system tables are read-only", table.keyspace, table.name)));
+        }
+        let conditions = match st {
+            Statement::Insert(i) => if i.if_not_exists { Conditions::IfNotExists } else { Conditions::None },
+            Statement::Update(u) => u.conditions.clone(),
+            Statement::Delete(d) => d.conditions.clone(),
+            _ => Conditions::None,
+        };
+        if conditions != Conditions::None {
+            return invalid("Conditional updates (lightweight transactions) are not supported yet");
+        }
+        match st {
+            Statement::Insert(i) => modify::insert(table, i, ctx),
+            Statement::Update(u) => modify::update(table, u, ctx),
+            Statement::Delete(d) => modify::delete(table, d, ctx),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn apply(&self, mutations: &[Mutation]) -> QueryResult<()> {
+        for m in mutations {
+            self.engine.apply(m)?;
+        }
+        Ok(())
+    }
+
+    /// BATCH request: statements given as text or prepared ids, each with its own values.
+    pub fn batch(&self, session: &mut Session, req: &BatchRequest) -> QueryResult<Outcome> {
+        let keyspace = req.keyspace.clone().or_else(|| session.keyspace.clone());
+        let now_micros = sibyl_types::timeuuid::micros_now();
+        let now_secs = req.now_in_seconds.map(|s| s as i64).unwrap_or(now_micros / 1_000_000);
+        let timestamp = req.default_timestamp.unwrap_or_else(|| self.next_timestamp());
+        let schema = self.schema();
+        let mut mutations = vec![];
+        for (q, values) in &req.statements {
+            let p = match q {
+                BatchQuery::Query(text) => Arc::new(self.analyse(keyspace.as_deref(), text, statement_id(keyspace.as_deref(), text))?),
+                BatchQuery::Prepared(id) => self.prepared.read().get(id).cloned().ok_or_else(|| QueryError::Unprepared(id.clone()))?,
+            };
+            let Some(name) = statement_table(&p.statement).filter(|_| !matches!(p.statement, Statement::Select(_))) else {
+                return invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.");
+            };
+            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?;
+            let ctx = EvalCtx { binds: &binds, now_micros };
+            let table = self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
+            let wctx = WriteCtx { eval: &ctx, timestamp, now_secs, engine: &self.engine };
+            mutations.extend(self.modification(&table, &p.statement, &wctx)?);
+        }
+        self.apply(&mutations)?;
+        Ok(Outcome::body(ResultBody::Void))
+    }
+
+    fn schema_statement(&self, st: &Statement, keyspace: Option<&str>) -> QueryResult<Outcome> {
+        let _guard = self.ddl_lock.lock();
+        let schema = self.schema();
+        let view = ClusterView { nodes: 1, local_dc: &self.config.dc };
+        let now = self.next_timestamp();
+        let mut dropped_tables = vec![];
+        let outcome: DdlOutcome = match st {
+            Statement::CreateKeyspace(c) => ddl::create_keyspace(&schema, c, &view)?,
+            Statement::AlterKeyspace { name, if_exists, options } => ddl::alter_keyspace(&schema, name, *if_exists, options, &view)?,
+            Statement::DropKeyspace { name, if_exists } => {
+                if let Some(ks) = schema.keyspaces.get(name) {
+                    dropped_tables.extend(ks.tables.values().map(|t| t.id));
+                }
+                ddl::drop_keyspace(&schema, name, *if_exists)?
+            }
+            Statement::CreateTable(c) => ddl::create_table(&schema, c, keyspace)?,
+            Statement::AlterTable { name, if_exists, op } => ddl::alter_table(&schema, name, *if_exists, op, keyspace, now)?,
+            Statement::DropTable { name, if_exists } => {
+                let (o, id) = ddl::drop_table(&schema, name, *if_exists, keyspace)?;
+                dropped_tables.extend(id);
+                o
+            }
+            Statement::CreateType { name, if_not_exists, fields } => ddl::create_type(&schema, name, *if_not_exists, fields, keyspace)?,
+            Statement::AlterType { name, if_exists, op } => ddl::alter_type(&schema, name, *if_exists, op, keyspace)?,
+            Statement::DropType { name, if_exists } => ddl::drop_type(&schema, name, *if_exists, keyspace)?,
+            Statement::CreateIndex(c) => ddl::create_index(&schema, c, keyspace)?,
+            Statement::DropIndex { name, if_exists } => ddl::drop_index(&schema, name, *if_exists, keyspace)?,
+            Statement::Truncate(name) => {
+                let table = self.resolve_table(&schema, name, keyspace)?;
+                if table.is_virtual || ddl::is_system_keyspace(&table.keyspace) {
+                    return Err(QueryError::Unauthorized(format!("Cannot truncate system table {}.{}", table.keyspace, table.name)));
+                }
+                self.engine.truncate(table.id).map_err(|e| QueryError::Truncate(e.to_string()))?;
+                return Ok(Outcome::body(ResultBody::Void));
+            }
+            _ => return invalid("Unsupported statement"),
+        };
+        let Some(new_schema) = outcome.schema else {
+            return Ok(Outcome { body: ResultBody::Void, warnings: outcome.warnings, schema_change: None });
+        };
+        // Storage follows the schema: new tables exist before the schema names them.
+        for t in new_schema.tables() {
+            match schema.table(&t.keyspace, &t.name) {
+                Some(old) if old.id == t.id => {
+                    if table_params(old) != table_params(t) {
+                        self.engine.alter_table(t.id, table_params(t))?;
+                    }
+                }
+                _ => self.engine.create_table(t.id, table_params(t))?,
+            }
+        }
+        self.install_schema(new_schema).map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
+        // Prepared statements may name what changed: drivers re-prepare on UNPREPARED.
+        self.prepared.write().clear();
+        for id in dropped_tables {
+            self.engine.drop_table(id)?;
+        }
+        let change = outcome.change.expect("a schema change names what changed");
+        let _ = self.events.send(sibyl_protocol::messages::Event::SchemaChange(change.clone()));
+        Ok(Outcome { body: ResultBody::SchemaChange(change.clone()), warnings: outcome.warnings, schema_change: Some(change) })
+    }
+}

@@ -1,0 +1,171 @@
+//! The node: its identity, schema, storage engine, prepared statements and the event bus that
+//! connections subscribe to. One `Node` is shared by every connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use sibyl_protocol::messages::Event;
+use sibyl_storage::{Engine, EngineOptions, TableParams};
+use uuid::Uuid;
+
+use crate::config::{CommitlogSyncMode, Config};
+use crate::executor::PreparedStmt;
+use crate::schema::{Schema, SchemaStore, Table};
+use crate::system_tables::{self, LocalInfo};
+
+pub struct Node {
+    pub config: Config,
+    pub local: LocalInfo,
+    pub engine: Engine,
+    schema: RwLock<Arc<Schema>>,
+    store: SchemaStore,
+    /// Serializes schema changes.
+    pub ddl_lock: Mutex<()>,
+    pub vtables: BTreeMap<(String, String), Arc<Table>>,
+    pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
+    pub events: tokio::sync::broadcast::Sender<Event>,
+    last_micros: AtomicI64,
+}
+
+/// Per-node identity kept across restarts (host id, tokens).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Identity {
+    host_id: Uuid,
+    tokens: Vec<i64>,
+}
+
+fn load_identity(dir: &Path, num_tokens: u32) -> std::io::Result<Identity> {
+    let path = dir.join("identity.json");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(id) = serde_json::from_slice::<Identity>(&bytes) {
+            return Ok(id);
+        }
+    }
+    // Evenly spaced tokens with a random offset: balanced ownership for a single node.
+    let offset = (Uuid::new_v4().as_u128() as u64) as i64;
+    let step = (u64::MAX / num_tokens as u64) as i64;
+    let mut tokens: Vec<i64> = (0..num_tokens as i64).map(|i| offset.wrapping_add(i.wrapping_mul(step))).collect();
+    tokens.sort();
+    let id = Identity { host_id: Uuid::new_v4(), tokens };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&id).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+pub fn table_params(t: &Table) -> TableParams {
+    let mut p = TableParams { name: format!("{}.{}", t.keyspace, t.name), ..TableParams::default() };
+    p.bloom_filter_fp_chance = t.options.bloom_filter_fp_chance;
+    p.gc_grace_seconds = t.options.gc_grace_seconds as i64;
+    let comp = &t.options.compression;
+    p.compression = if comp.get("enabled").map(|e| e == "false").unwrap_or(false) || comp.get("class").map(|c| c.ends_with("NoopCompressor")).unwrap_or(false) {
+        sibyl_storage::Compression::None
+    } else {
+        let kb = comp.get("chunk_length_in_kb").and_then(|v| v.parse().ok()).unwrap_or(16);
+        sibyl_storage::Compression::Lz4 { chunk_length_kb: kb }
+    };
+    let class = t.options.compaction.get("class").cloned().unwrap_or_default();
+    p.compaction = if class.ends_with("LeveledCompactionStrategy") {
+        let mb = t.options.compaction.get("sstable_size_in_mb").and_then(|v| v.parse().ok()).unwrap_or(160);
+        sibyl_storage::CompactionStrategy::Leveled { sstable_size_in_mb: mb }
+    } else {
+        let min = t.options.compaction.get("min_threshold").and_then(|v| v.parse().ok()).unwrap_or(4);
+        let max = t.options.compaction.get("max_threshold").and_then(|v| v.parse().ok()).unwrap_or(32);
+        sibyl_storage::CompactionStrategy::SizeTiered { min_threshold: min, max_threshold: max }
+    };
+    p
+}
+
+impl Node {
+    pub fn open(config: Config) -> anyhow_like::Result<Arc<Node>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let identity = load_identity(&config.data_dir, config.num_tokens)?;
+        let store = SchemaStore::new(&config.data_dir);
+        let mut schema = store.load()?;
+        schema.version = crate::ddl::content_version(&schema);
+        let tables: Vec<(Uuid, TableParams)> = schema.tables().map(|t| (t.id, table_params(t))).collect();
+        let mut opts = EngineOptions::default();
+        opts.commitlog_sync = match config.commitlog_sync {
+            CommitlogSyncMode::Periodic { period_ms } => sibyl_storage::CommitlogSync::Periodic { period_ms },
+            CommitlogSyncMode::Batch => sibyl_storage::CommitlogSync::Batch,
+            CommitlogSyncMode::Group { window_ms } => sibyl_storage::CommitlogSync::Group { window_ms },
+        };
+        if let Some(m) = config.memtable_space {
+            opts.memtable_space = m;
+        }
+        if let Some(t) = config.compaction_throughput_mb {
+            opts.compaction_throughput_mb_per_sec = t;
+        }
+        opts.auto_snapshot = config.auto_snapshot;
+        let engine = Engine::open(&config.data_dir.join("storage"), opts, tables)?;
+        let generation = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)) as i32;
+        let local = LocalInfo {
+            cluster_name: config.cluster_name.clone(),
+            dc: config.dc.clone(),
+            rack: config.rack.clone(),
+            host_id: identity.host_id,
+            address: config.listen_address,
+            native_port: config.native_port,
+            storage_port: config.storage_port,
+            tokens: identity.tokens,
+            gossip_generation: generation,
+        };
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Arc::new(Node {
+            config,
+            local,
+            engine,
+            schema: RwLock::new(Arc::new(schema)),
+            store,
+            ddl_lock: Mutex::new(()),
+            vtables: system_tables::definitions(),
+            prepared: RwLock::new(HashMap::new()),
+            events,
+            last_micros: AtomicI64::new(0),
+        }))
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        self.schema.read().clone()
+    }
+
+    /// Persists and publishes a new schema (the caller holds `ddl_lock`).
+    pub fn install_schema(&self, mut schema: Schema) -> std::io::Result<()> {
+        schema.version = crate::ddl::content_version(&schema);
+        self.store.save(&schema)?;
+        *self.schema.write() = Arc::new(schema);
+        Ok(())
+    }
+
+    /// A write timestamp in microseconds that never repeats or goes backwards on this node.
+    pub fn next_timestamp(&self) -> i64 {
+        let now = sibyl_types::timeuuid::micros_now();
+        let mut last = self.last_micros.load(Ordering::Relaxed);
+        loop {
+            let next = if now > last { now } else { last + 1 };
+            match self.last_micros.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(x) => last = x,
+            }
+        }
+    }
+
+    pub fn find_table(&self, schema: &Schema, ks: &str, name: &str) -> Option<Arc<Table>> {
+        self.vtables.get(&(ks.to_string(), name.to_string())).cloned().or_else(|| schema.table(ks, name).cloned())
+    }
+
+    pub fn shutdown(&self) {
+        if let Err(e) = self.engine.shutdown() {
+            tracing::error!("storage shutdown failed: {e}");
+        }
+    }
+}
+
+/// A boxed error for start-up, where any failure ends the process with a message.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}

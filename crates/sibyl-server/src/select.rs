@@ -1,0 +1,1024 @@
+//! SELECT: checking restrictions as Cassandra does, choosing partitions and clustering slices,
+//! reading through the storage engine, filtering, selecting, ordering and paging.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sibyl_cql::ast::{Operator, OrderingTarget, Relation, RelationLhs, SelectStatement, Selector, Term};
+use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
+use sibyl_storage::model::{PartitionKey, PartitionView, Slice};
+use sibyl_types::{clustering, murmur3, split_collection, split_map, CqlType, Value};
+
+use crate::error::{invalid, QueryError, QueryResult};
+use crate::rows::{materialize, RowData};
+use crate::schema::{ColumnKind, Table};
+use crate::values::{eval, EvalCtx, Evaluated};
+
+const FILTERING_MSG: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
+
+/// A compiled restriction on one column's serialized value.
+#[derive(Debug, Clone)]
+enum Restriction {
+    Eq(Bytes),
+    In(Vec<Bytes>),
+    Cmp(Operator, Bytes),
+    Contains(Bytes),
+    ContainsKey(Bytes),
+    /// Multi-column comparison `(c_i..c_j) op (v..)`: column indexes and values.
+    Tuple(Vec<usize>, Operator, Vec<Vec<Bytes>>),
+}
+
+/// What one selector outputs.
+#[derive(Debug, Clone)]
+enum Sel {
+    Column(usize),
+    WriteTime(usize),
+    Ttl(usize),
+    Token,
+    Constant(Option<Bytes>),
+    CountRows,
+    Count(usize),
+    Min(usize),
+    Max(usize),
+    Sum(usize),
+    Avg(usize),
+}
+
+impl Sel {
+    fn is_aggregate(&self) -> bool {
+        matches!(self, Sel::CountRows | Sel::Count(_) | Sel::Min(_) | Sel::Max(_) | Sel::Sum(_) | Sel::Avg(_))
+    }
+}
+
+pub struct Selection {
+    items: Vec<Sel>,
+    pub columns: Vec<(String, CqlType)>,
+}
+
+fn column_of<'a>(table: &'a Table, name: &str) -> QueryResult<usize> {
+    table.column_index(name).ok_or_else(|| QueryError::Invalid(format!("Undefined column name {name} in table {}.{}", table.keyspace, table.name)))
+}
+
+fn selector_name(s: &Selector) -> String {
+    match s {
+        Selector::Column(c) => c.clone(),
+        Selector::Function { name, args } => {
+            let inner: Vec<String> = args.iter().map(selector_name).collect();
+            let n = name.name.to_ascii_lowercase();
+            match n.as_str() {
+                "writetime" | "ttl" | "count" => format!("{n}({})", inner.join(", ")),
+                _ => format!("system.{n}({})", inner.join(", ")),
+            }
+        }
+        Selector::Star => "*".into(),
+        Selector::Cast(s, _) => format!("cast({})", selector_name(s)),
+        Selector::Term(_) => "term".into(),
+        Selector::Field(s, f) => format!("{}.{f}", selector_name(s)),
+        Selector::Element(s, _) => format!("{}[..]", selector_name(s)),
+        Selector::Arithmetic { .. } => "expr".into(),
+    }
+}
+
+/// Compiles the selection list against the table.
+pub fn selection(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Selection> {
+    let mut items = vec![];
+    let mut columns = vec![];
+    if st.selectors.is_empty() {
+        for (i, c) in table.columns.iter().enumerate() {
+            items.push(Sel::Column(i));
+            columns.push((c.name.clone(), c.ty.clone()));
+        }
+        return Ok(Selection { items, columns });
+    }
+    for item in &st.selectors {
+        let (sel, name, ty) = compile_selector(table, &item.selector, ctx)?;
+        items.push(sel);
+        columns.push((item.alias.clone().unwrap_or(name), ty));
+    }
+    let aggregates = items.iter().filter(|s| s.is_aggregate()).count();
+    if aggregates > 0 && aggregates < items.len() && st.group_by.is_empty() {
+        // Cassandra allows plain columns beside aggregates (they show the first row's value).
+    }
+    Ok(Selection { items, columns })
+}
+
+fn single_column_arg(table: &Table, args: &[Selector], fname: &str) -> QueryResult<usize> {
+    match args {
+        [Selector::Column(c)] => column_of(table, c),
+        _ => invalid(format!("Invalid arguments for function {fname}")),
+    }
+}
+
+fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, String, CqlType)> {
+    let name = selector_name(s);
+    Ok(match s {
+        Selector::Column(c) => {
+            let i = column_of(table, c)?;
+            (Sel::Column(i), c.clone(), table.columns[i].ty.clone())
+        }
+        Selector::Function { name: fname, args } => {
+            let f = fname.name.to_ascii_lowercase();
+            match f.as_str() {
+                "writetime" | "ttl" => {
+                    let i = single_column_arg(table, args, &f)?;
+                    let col = &table.columns[i];
+                    if col.is_primary_key() {
+                        return invalid(format!("Cannot use selection function {f} on PRIMARY KEY part {}", col.name));
+                    }
+                    if col.ty.is_multicell() {
+                        return invalid(format!("Cannot use selection function {f} on non-frozen {} {}", if col.ty.is_collection() { "collection" } else { "user type" }, col.name));
+                    }
+                    if f == "writetime" {
+                        (Sel::WriteTime(i), name, CqlType::Bigint)
+                    } else {
+                        (Sel::Ttl(i), name, CqlType::Int)
+                    }
+                }
+                "token" => {
+                    let names: Vec<&str> = args.iter().filter_map(|a| if let Selector::Column(c) = a { Some(c.as_str()) } else { None }).collect();
+                    let pk: Vec<&str> = table.partition_key().iter().map(|c| c.name.as_str()).collect();
+                    if names != pk {
+                        return invalid(format!("Invalid arguments for function token: the partition key columns are {}", pk.join(", ")));
+                    }
+                    (Sel::Token, name, CqlType::Bigint)
+                }
+                "count" => match args.as_slice() {
+                    [Selector::Star] | [Selector::Term(Term::Literal(_))] => (Sel::CountRows, "count".into(), CqlType::Bigint),
+                    [Selector::Column(c)] => (Sel::Count(column_of(table, c)?), name, CqlType::Bigint),
+                    _ => return invalid("Invalid arguments for function count"),
+                },
+                "min" | "max" | "sum" | "avg" => {
+                    let i = single_column_arg(table, args, &f)?;
+                    let ty = table.columns[i].ty.clone();
+                    let sel = match f.as_str() {
+                        "min" => Sel::Min(i),
+                        "max" => Sel::Max(i),
+                        "sum" => Sel::Sum(i),
+                        _ => Sel::Avg(i),
+                    };
+                    if matches!(sel, Sel::Sum(_) | Sel::Avg(_)) && !is_numeric(&ty) {
+                        return invalid(format!("Invalid call to function {f}: argument must be numeric"));
+                    }
+                    (sel, name, ty)
+                }
+                _ => {
+                    // A constant function of terms (now(), uuid(), ...).
+                    let term = Term::Function { name: fname.clone(), args: args.iter().map(selector_term).collect::<QueryResult<_>>()? };
+                    let ty = crate::values::function_return_type(&f).ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
+                    let v = eval(&term, &ty, &name, ctx)?;
+                    (Sel::Constant(v.bytes().cloned()), name, ty)
+                }
+            }
+        }
+        Selector::Term(t) => {
+            let ty = CqlType::Text;
+            let v = eval(t, &ty, "term", ctx)?;
+            (Sel::Constant(v.bytes().cloned()), name, ty)
+        }
+        _ => return invalid(format!("Selector {name} is not supported yet")),
+    })
+}
+
+fn selector_term(s: &Selector) -> QueryResult<Term> {
+    match s {
+        Selector::Term(t) => Ok(t.clone()),
+        Selector::Function { name, args } => Ok(Term::Function { name: name.clone(), args: args.iter().map(selector_term).collect::<QueryResult<_>>()? }),
+        _ => invalid("Invalid function argument"),
+    }
+}
+
+fn is_numeric(t: &CqlType) -> bool {
+    matches!(t, CqlType::Int | CqlType::Bigint | CqlType::Smallint | CqlType::Tinyint | CqlType::Varint | CqlType::Decimal | CqlType::Float | CqlType::Double | CqlType::Counter)
+}
+
+/// Where a SELECT reads from.
+enum Partitions {
+    /// These partition keys (serialized, composite when compound), in order.
+    Keys(Vec<Vec<Bytes>>),
+    /// A token range scan.
+    Range(Bound<i64>, Bound<i64>),
+}
+
+struct Plan {
+    partitions: Partitions,
+    slice_ranges: Vec<(Bound<Bytes>, Bound<Bytes>)>,
+    /// Every restriction, checked on each row (the slices only narrow the reads).
+    filters: Vec<(usize, Restriction)>,
+    /// Restrictions are exactly the slices (no post-filtering needed, so limits can be pushed down).
+    exact: bool,
+    reversed: bool,
+    /// Merge-sort rows across partitions by clustering (ORDER BY with IN on the partition key).
+    sort_across_partitions: bool,
+}
+
+fn eval_bytes(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Bytes> {
+    match eval(term, ty, receiver, ctx)? {
+        Evaluated::Value(b) => Ok(b),
+        Evaluated::Null => invalid(format!("Invalid null value in condition for column {receiver}")),
+        Evaluated::Unset => invalid(format!("Invalid unset value for column {receiver}")),
+    }
+}
+
+/// The candidates of `IN (...)` or `IN ?`.
+fn in_values(rhs: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Vec<Bytes>> {
+    match rhs {
+        Term::Tuple(items) | Term::List(items) => items.iter().map(|t| eval_bytes(t, ty, receiver, ctx)).collect(),
+        Term::Bind(_) => {
+            let list_ty = CqlType::List(Box::new(ty.clone()));
+            match eval(rhs, &list_ty, receiver, ctx)? {
+                Evaluated::Value(b) => Ok(split_collection(&b)?.into_iter().map(Bytes::copy_from_slice).collect()),
+                _ => invalid(format!("Invalid null value for IN restriction on {receiver}")),
+            }
+        }
+        other => Ok(vec![eval_bytes(other, ty, receiver, ctx)?]),
+    }
+}
+
+fn compile_relation(table: &Table, rel: &Relation, ctx: &EvalCtx) -> QueryResult<Vec<(usize, Restriction)>> {
+    match &rel.lhs {
+        RelationLhs::Column(name) => {
+            let i = column_of(table, name)?;
+            let col = &table.columns[i];
+            let r = match rel.op {
+                Operator::Eq => Restriction::Eq(eval_bytes(&rel.rhs, &col.ty, name, ctx)?),
+                Operator::In => Restriction::In(in_values(&rel.rhs, &col.ty, name, ctx)?),
+                Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte | Operator::Neq => {
+                    if col.ty.is_multicell() {
+                        return invalid(format!("Slice restrictions are not supported on collections (column {name})"));
+                    }
+                    Restriction::Cmp(rel.op, eval_bytes(&rel.rhs, &col.ty, name, ctx)?)
+                }
+                Operator::Contains => {
+                    let elem = match col.ty.unfrozen() {
+                        CqlType::List(e) | CqlType::Set(e) => (**e).clone(),
+                        CqlType::Map(_, v) => (**v).clone(),
+                        _ => return invalid(format!("Cannot use CONTAINS on non-collection column {name}")),
+                    };
+                    Restriction::Contains(eval_bytes(&rel.rhs, &elem, name, ctx)?)
+                }
+                Operator::ContainsKey => match col.ty.unfrozen() {
+                    CqlType::Map(k, _) => Restriction::ContainsKey(eval_bytes(&rel.rhs, k, name, ctx)?),
+                    _ => return invalid(format!("Cannot use CONTAINS KEY on non-map column {name}")),
+                },
+                Operator::Like => return invalid(format!("LIKE restriction is only supported on properly indexed columns. {name} LIKE ... is not valid.")),
+                Operator::IsNot => return invalid("Unsupported \"IS NOT\" relation"),
+            };
+            Ok(vec![(i, r)])
+        }
+        RelationLhs::Columns(names) => {
+            let idx: Vec<usize> = names.iter().map(|n| column_of(table, n)).collect::<QueryResult<_>>()?;
+            for (k, &i) in idx.iter().enumerate() {
+                if table.columns[i].kind != ColumnKind::Clustering {
+                    return invalid(format!("Multi-column relations can only be applied to clustering columns but was applied to: {}", names[k]));
+                }
+            }
+            let tuple_of = |t: &Term| -> QueryResult<Vec<Bytes>> {
+                match t {
+                    Term::Tuple(items) if items.len() == idx.len() => items.iter().zip(&idx).map(|(t, &i)| eval_bytes(t, &table.columns[i].ty, &table.columns[i].name, ctx)).collect(),
+                    Term::Bind(_) => {
+                        let tty = CqlType::Tuple(idx.iter().map(|&i| table.columns[i].ty.clone()).collect());
+                        let b = eval_bytes(t, &tty, "tuple", ctx)?;
+                        Ok(sibyl_types::split_tuple(idx.len(), &b)?.into_iter().map(|x| Bytes::copy_from_slice(x.unwrap_or_default())).collect())
+                    }
+                    _ => invalid(format!("Expected {} elements in value tuple, but got a different number", idx.len())),
+                }
+            };
+            let values = match (&rel.op, &rel.rhs) {
+                (Operator::In, Term::Tuple(items)) if items.iter().all(|i| matches!(i, Term::Tuple(_) | Term::Bind(_))) && !(idx.len() > 1 && items.len() == idx.len() && !items.iter().any(|i| matches!(i, Term::Tuple(_)))) => items.iter().map(tuple_of).collect::<QueryResult<_>>()?,
+                (Operator::In, t) => vec![tuple_of(t)?],
+                (_, t) => vec![tuple_of(t)?],
+            };
+            Ok(vec![(usize::MAX, Restriction::Tuple(idx, rel.op, values))])
+        }
+        RelationLhs::Token(_) => Ok(vec![]),
+        RelationLhs::MapElement(name, _) => invalid(format!("Map-entry equality predicates on frozen map column {name} are not supported")),
+    }
+}
+
+fn token_bounds(table: &Table, rels: &[Relation], ctx: &EvalCtx) -> QueryResult<Option<(Bound<i64>, Bound<i64>)>> {
+    let mut lo = Bound::Unbounded;
+    let mut hi = Bound::Unbounded;
+    let mut any = false;
+    for rel in rels {
+        let RelationLhs::Token(cols) = &rel.lhs else { continue };
+        let pk: Vec<&str> = table.partition_key().iter().map(|c| c.name.as_str()).collect();
+        if cols.iter().map(|s| s.as_str()).collect::<Vec<_>>() != pk {
+            return invalid(format!("The token function arguments must be in the partition key order: {}", pk.join(", ")));
+        }
+        any = true;
+        let b = eval_bytes(&rel.rhs, &CqlType::Bigint, "partition key token", ctx)?;
+        let t = i64::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid token".into()))?);
+        match rel.op {
+            Operator::Gt => lo = Bound::Excluded(t),
+            Operator::Gte => lo = Bound::Included(t),
+            Operator::Lt => hi = Bound::Excluded(t),
+            Operator::Lte => hi = Bound::Included(t),
+            Operator::Eq => {
+                lo = Bound::Included(t);
+                hi = Bound::Included(t);
+            }
+            _ => return invalid("Only EQ, IN and slice restrictions are supported on token()"),
+        }
+    }
+    Ok(any.then_some((lo, hi)))
+}
+
+fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan> {
+    let mut filters: Vec<(usize, Restriction)> = vec![];
+    for rel in &st.where_clause {
+        filters.extend(compile_relation(table, rel, ctx)?);
+    }
+    let token = token_bounds(table, &st.where_clause, ctx)?;
+    let npk = table.partition_key_count;
+    let nck = table.clustering_count;
+    let mut needs_filtering = false;
+
+    // Partition key: every component by EQ/IN, or a range.
+    let mut pk_values: Vec<Option<Vec<Bytes>>> = vec![None; npk];
+    let mut pk_restricted_other = false;
+    for (i, r) in &filters {
+        if *i < npk {
+            match r {
+                Restriction::Eq(b) => pk_values[*i] = Some(vec![b.clone()]),
+                Restriction::In(v) => pk_values[*i] = Some(v.clone()),
+                _ => pk_restricted_other = true,
+            }
+        }
+    }
+    let full_pk = pk_values.iter().all(|v| v.is_some()) && !pk_restricted_other;
+    let partitions = if full_pk && token.is_none() {
+        let mut keys: Vec<Vec<Bytes>> = vec![vec![]];
+        for vals in pk_values.iter().flatten() {
+            let mut next = vec![];
+            for k in &keys {
+                for v in vals {
+                    let mut k2 = k.clone();
+                    k2.push(v.clone());
+                    next.push(k2);
+                }
+            }
+            keys = next;
+        }
+        if npk == 1 {
+            let ty = &table.columns[0].ty;
+            keys.sort_by(|a, b| Value::compare(ty, &a[0], &b[0]));
+        }
+        keys.dedup();
+        Partitions::Keys(keys)
+    } else {
+        if pk_restricted_other && !st.allow_filtering {
+            return invalid("Only EQ and IN relation are supported on the partition key (unless you use the token() function or allow filtering)");
+        }
+        if pk_values.iter().any(|v| v.is_some()) || pk_restricted_other {
+            needs_filtering = true;
+        }
+        let (lo, hi) = token.unwrap_or((Bound::Unbounded, Bound::Unbounded));
+        Partitions::Range(lo, hi)
+    };
+    let range_query = matches!(partitions, Partitions::Range(..));
+
+    // Clustering: a prefix of EQ/IN, then at most one slice.
+    let ck_types = table.clustering_types();
+    let mut prefixes: Vec<Vec<Bytes>> = vec![vec![]];
+    let mut slice: Option<(usize, Vec<&Restriction>)> = None;
+    let mut exact = true;
+    let mut stop = false;
+    let restricted = |j: usize| filters.iter().filter(move |(i, _)| *i == npk + j).map(|(_, r)| r).collect::<Vec<_>>();
+    let tuple_restr: Vec<&Restriction> = filters.iter().filter(|(i, _)| *i == usize::MAX).map(|(_, r)| r).collect();
+    if !tuple_restr.is_empty() {
+        exact = false;
+    }
+    for j in 0..nck {
+        let rs = restricted(j);
+        if rs.is_empty() {
+            if (j + 1..nck).any(|k| !restricted(k).is_empty()) && !st.allow_filtering && !range_query {
+                let next = (j + 1..nck).find(|k| !restricted(*k).is_empty()).unwrap();
+                return invalid(format!(
+                    "PRIMARY KEY column \"{}\" cannot be restricted as preceding column \"{}\" is not restricted",
+                    table.columns[npk + next].name, table.columns[npk + j].name
+                ));
+            }
+            stop = true;
+        }
+        if stop {
+            if !rs.is_empty() {
+                exact = false;
+                needs_filtering = true;
+            }
+            continue;
+        }
+        match rs.as_slice() {
+            [Restriction::Eq(b)] => prefixes.iter_mut().for_each(|p| p.push(b.clone())),
+            [Restriction::In(vals)] => {
+                let mut next = vec![];
+                for p in &prefixes {
+                    for v in vals {
+                        let mut p2 = p.clone();
+                        p2.push(v.clone());
+                        next.push(p2);
+                    }
+                }
+                prefixes = next;
+            }
+            rs if rs.iter().all(|r| matches!(r, Restriction::Cmp(op, _) if *op != Operator::Neq)) => {
+                slice = Some((j, rs.to_vec()));
+                stop = true;
+            }
+            _ => {
+                exact = false;
+                stop = true;
+            }
+        }
+    }
+    if range_query && filters.iter().any(|(i, _)| *i >= npk && (*i < npk + nck || *i == usize::MAX)) {
+        needs_filtering = true;
+    }
+    let regular = filters.iter().any(|(i, _)| *i != usize::MAX && *i >= npk + nck);
+    if regular {
+        needs_filtering = true;
+        exact = false;
+    }
+    if needs_filtering && !st.allow_filtering {
+        return invalid(FILTERING_MSG);
+    }
+    if filters.iter().any(|(i, _)| *i < npk) && range_query {
+        exact = false;
+    }
+
+    // Encoded slice ranges.
+    let mut encoded: Vec<Vec<u8>> = prefixes
+        .iter()
+        .map(|p| {
+            let refs: Vec<&[u8]> = p.iter().map(|b| b.as_ref()).collect();
+            clustering::encode(&ck_types[..p.len()], &refs)
+        })
+        .collect();
+    encoded.sort();
+    encoded.dedup();
+    let mut slice_ranges = vec![];
+    for enc in &encoded {
+        let mut lo: Bound<Bytes> = if enc.is_empty() { Bound::Unbounded } else { Bound::Included(Bytes::from(enc.clone())) };
+        let mut hi: Bound<Bytes> = if enc.is_empty() { Bound::Unbounded } else { Bound::Excluded(Bytes::from(clustering::prefix_end(enc))) };
+        if let Some((j, rs)) = &slice {
+            let prefix_vals = &prefixes[0];
+            for r in rs {
+                let Restriction::Cmp(op, v) = r else { continue };
+                let mut vals: Vec<&[u8]> = prefix_vals.iter().map(|b| b.as_ref()).collect();
+                // Every prefix shares the same length; rebuild for this prefix.
+                let this_prefix = clustering::decode(&ck_types[..prefix_vals.len()], enc)?;
+                vals = this_prefix.iter().map(|b| b.as_slice()).collect::<Vec<_>>();
+                vals.push(v.as_ref());
+                let e = clustering::encode(&ck_types[..=*j], &vals);
+                let reversed = ck_types[*j].1;
+                let op = match (op, reversed) {
+                    (o, false) => *o,
+                    (Operator::Gt, true) => Operator::Lt,
+                    (Operator::Gte, true) => Operator::Lte,
+                    (Operator::Lt, true) => Operator::Gt,
+                    (Operator::Lte, true) => Operator::Gte,
+                    (o, true) => *o,
+                };
+                match op {
+                    Operator::Gt => lo = Bound::Included(Bytes::from(clustering::prefix_end(&e))),
+                    Operator::Gte => lo = Bound::Included(Bytes::from(e)),
+                    Operator::Lt => hi = Bound::Excluded(Bytes::from(e)),
+                    Operator::Lte => hi = Bound::Excluded(Bytes::from(clustering::prefix_end(&e))),
+                    _ => {}
+                }
+            }
+        }
+        slice_ranges.push((lo, hi));
+    }
+
+    // ORDER BY: clustering columns in declared order, all with or all against their direction.
+    let mut reversed = false;
+    if !st.order_by.is_empty() {
+        if range_query {
+            return invalid("ORDER BY is only supported when the partition key is restricted by an EQ or an IN.");
+        }
+        let mut dir: Option<bool> = None;
+        for (k, o) in st.order_by.iter().enumerate() {
+            let OrderingTarget::Column(name) = &o.target else {
+                return invalid("ANN ordering requires a storage-attached index on the vector column");
+            };
+            let i = column_of(table, name)?;
+            if table.columns[i].kind != ColumnKind::Clustering {
+                return invalid(format!("Order by is currently only supported on the clustered columns of the PRIMARY KEY, got {name}"));
+            }
+            if i - npk != k {
+                return invalid("Order by currently only supports the ordering of columns following their declared order in the PRIMARY KEY");
+            }
+            let flip = o.descending != table.columns[i].reversed;
+            if dir.is_some_and(|d| d != flip) {
+                return invalid(format!("Unsupported order by relation"));
+            }
+            dir = Some(flip);
+        }
+        reversed = dir.unwrap_or(false);
+    }
+    let sort_across_partitions = !st.order_by.is_empty() && matches!(&partitions, Partitions::Keys(k) if k.len() > 1);
+    Ok(Plan { partitions, slice_ranges, filters, exact, reversed, sort_across_partitions })
+}
+
+fn cmp_op(ord: Ordering, op: Operator) -> bool {
+    match op {
+        Operator::Eq => ord == Ordering::Equal,
+        Operator::Neq => ord != Ordering::Equal,
+        Operator::Lt => ord == Ordering::Less,
+        Operator::Lte => ord != Ordering::Greater,
+        Operator::Gt => ord == Ordering::Greater,
+        Operator::Gte => ord != Ordering::Less,
+        _ => false,
+    }
+}
+
+fn row_matches(table: &Table, filters: &[(usize, Restriction)], row: &RowData) -> QueryResult<bool> {
+    for (i, r) in filters {
+        if let Restriction::Tuple(idx, op, candidates) = r {
+            let ok = candidates.iter().any(|vals| {
+                let mut ord = Ordering::Equal;
+                for (k, &c) in idx.iter().enumerate() {
+                    let Some(v) = &row.values[c] else { return false };
+                    let col = &table.columns[c];
+                    let mut o = Value::compare(&col.ty, v, &vals[k]);
+                    if col.reversed {
+                        // Tuple comparisons follow clustering order in Cassandra.
+                        o = o.reverse();
+                    }
+                    if o != Ordering::Equal {
+                        ord = o;
+                        break;
+                    }
+                }
+                if *op == Operator::In { ord == Ordering::Equal } else { cmp_op(ord, *op) }
+            });
+            if !ok {
+                return Ok(false);
+            }
+            continue;
+        }
+        let col = &table.columns[*i];
+        let Some(v) = &row.values[*i] else { return Ok(false) };
+        let ok = match r {
+            Restriction::Eq(b) => Value::compare(&col.ty, v, b) == Ordering::Equal,
+            Restriction::In(bs) => bs.iter().any(|b| Value::compare(&col.ty, v, b) == Ordering::Equal),
+            Restriction::Cmp(op, b) => cmp_op(Value::compare(&col.ty, v, b), *op),
+            Restriction::Contains(b) => match col.ty.unfrozen() {
+                CqlType::List(e) | CqlType::Set(e) => split_collection(v)?.iter().any(|x| Value::compare(e, x, b) == Ordering::Equal),
+                CqlType::Map(_, vt) => split_map(v)?.iter().any(|(_, x)| Value::compare(vt, x, b) == Ordering::Equal),
+                _ => false,
+            },
+            Restriction::ContainsKey(b) => match col.ty.unfrozen() {
+                CqlType::Map(kt, _) => split_map(v)?.iter().any(|(k, _)| Value::compare(kt, k, b) == Ordering::Equal),
+                _ => false,
+            },
+            Restriction::Tuple(..) => true,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Where a paged query resumes.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct PagingState {
+    /// Serialized partition key of the last partition returned from.
+    key: Vec<u8>,
+    token: i64,
+    /// Encoded clustering of the last row returned; None when the partition was finished.
+    clustering: Option<Vec<u8>>,
+    /// Rows still allowed by LIMIT.
+    remaining: Option<u64>,
+}
+
+pub struct ReadContext<'a> {
+    pub engine: &'a sibyl_storage::Engine,
+    pub now_secs: i64,
+    pub page_size: Option<usize>,
+    pub paging_state: Option<Bytes>,
+    pub virtual_rows: Option<Vec<Vec<Option<Value>>>>,
+}
+
+fn limit_value(t: &Option<Term>, what: &str, ctx: &EvalCtx) -> QueryResult<Option<u64>> {
+    let Some(t) = t else { return Ok(None) };
+    match eval(t, &CqlType::Int, what, ctx)? {
+        Evaluated::Value(b) => {
+            let n = i32::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid limit".into()))?);
+            if n <= 0 {
+                return invalid(format!("{} must be strictly positive", if what == "[limit]" { "LIMIT" } else { "PER PARTITION LIMIT" }));
+            }
+            Ok(Some(n as u64))
+        }
+        Evaluated::Null => invalid("Invalid null value of limit"),
+        Evaluated::Unset => Ok(None),
+    }
+}
+
+fn partition_key_parts(table: &Table, key: &[u8]) -> QueryResult<Vec<Bytes>> {
+    if table.partition_key_count == 1 {
+        return Ok(vec![Bytes::copy_from_slice(key)]);
+    }
+    Ok(murmur3::decompose_partition_key(table.partition_key_count, key)?.into_iter().map(Bytes::from).collect())
+}
+
+pub fn partition_key_of(parts: &[Bytes]) -> PartitionKey {
+    let key = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
+        Bytes::from(murmur3::compose_partition_key(&refs))
+    };
+    PartitionKey { token: murmur3::token(&key), key }
+}
+
+/// Runs a SELECT and builds the ROWS result.
+pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadContext) -> QueryResult<Rows> {
+    let sel = selection(table, st, ctx)?;
+    let limit = limit_value(&st.limit, "[limit]", ctx)?;
+    let per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
+    let aggregate = sel.items.iter().any(|s| s.is_aggregate());
+    let mut state: Option<PagingState> = match &rc.paging_state {
+        Some(b) if !b.is_empty() && !aggregate => Some(serde_json::from_slice(b).map_err(|_| QueryError::Protocol("Invalid value for the paging state".into()))?),
+        _ => None,
+    };
+    let page_size = if aggregate || st.distinct && false { None } else { rc.page_size.filter(|p| *p > 0) };
+    let mut remaining = state.as_ref().map(|s| s.remaining).unwrap_or(limit);
+    let mut out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)> = vec![];
+    let mut next_state: Option<PagingState> = None;
+
+    if table.is_virtual {
+        let mut rows = vec![];
+        for vals in rc.virtual_rows.unwrap_or_default() {
+            let mut data = RowData::empty(table.columns.len());
+            for (i, v) in vals.into_iter().enumerate() {
+                if let (Some(v), Some(col)) = (v, table.columns.get(i)) {
+                    let mut b = vec![];
+                    v.serialize_as(&col.ty, &mut b);
+                    data.values[i] = Some(Bytes::from(b));
+                }
+            }
+            rows.push(data);
+        }
+        let mut filters = vec![];
+        for rel in &st.where_clause {
+            filters.extend(compile_relation(table, rel, ctx)?);
+        }
+        for r in rows {
+            if row_matches(table, &filters, &r)? {
+                if remaining == Some(0) {
+                    break;
+                }
+                remaining = remaining.map(|x| x - 1);
+                out.push((r, None, PartitionKey { token: 0, key: Bytes::new() }));
+            }
+        }
+        return finish(table, st, &sel, out, None, ctx, aggregate);
+    }
+
+    let p = plan(table, st, ctx)?;
+    let page_cap = page_size.map(|p| p as u64);
+    let want = |out_len: usize, remaining: Option<u64>| -> Option<u64> {
+        let by_page = page_cap.map(|p| p.saturating_sub(out_len as u64));
+        match (by_page, remaining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+    let slice_for = |resume: Option<&Vec<u8>>, max_rows: Option<u64>| -> Slice {
+        let mut ranges = p.slice_ranges.clone();
+        if let Some(c) = resume {
+            let c = Bytes::from(c.clone());
+            ranges = ranges
+                .into_iter()
+                .filter_map(|(lo, hi)| {
+                    if p.reversed {
+                        let new_hi = Bound::Excluded(c.clone());
+                        if bound_before(&lo, &c) { Some((lo, tighter_hi(hi, new_hi))) } else { None }
+                    } else {
+                        let new_lo = Bound::Excluded(c.clone());
+                        if bound_after(&hi, &c) { Some((tighter_lo(lo, new_lo), hi)) } else { None }
+                    }
+                })
+                .collect();
+        }
+        let mut limit = if p.exact && !p.sort_across_partitions { max_rows.map(|m| m as usize) } else { None };
+        if let Some(pp) = per_partition {
+            if p.exact {
+                limit = Some(limit.map_or(pp as usize, |l| l.min(pp as usize)));
+            }
+        }
+        if st.distinct {
+            limit = Some(1);
+        }
+        Slice { ranges, reversed: p.reversed, limit }
+    };
+
+    // Reads one partition's rows into `out`; returns false when the page or limit is full.
+    let mut take_partition = |view: PartitionView, resume: Option<&Vec<u8>>, out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>, remaining: &mut Option<u64>, next_state: &mut Option<PagingState>| -> QueryResult<bool> {
+        let pk_parts = partition_key_parts(table, &view.key.key)?;
+        let mut emitted_in_partition = 0u64;
+        let static_only = view.rows.is_empty() && view.static_row.is_some() && resume.is_none() && (p.slice_ranges.iter().all(|(lo, hi)| matches!(lo, Bound::Unbounded) && matches!(hi, Bound::Unbounded)) || table.clustering_count == 0);
+        let candidates: Vec<(RowData, Option<Vec<u8>>)> = if static_only || st.distinct {
+            vec![(materialize(table, &pk_parts, view.static_row.as_ref(), None)?, None)]
+        } else {
+            view.rows.iter().map(|r| Ok((materialize(table, &pk_parts, view.static_row.as_ref(), Some(r))?, Some(r.clustering.to_vec())))).collect::<QueryResult<_>>()?
+        };
+        for (row, ck) in candidates {
+            if !row_matches(table, &p.filters, &row)? {
+                continue;
+            }
+            if remaining == &Some(0) || per_partition.is_some_and(|pp| emitted_in_partition >= pp) {
+                break;
+            }
+            if page_cap.is_some_and(|cap| out.len() as u64 >= cap) && !p.sort_across_partitions {
+                *next_state = Some(PagingState { key: view.key.key.to_vec(), token: view.key.token, clustering: out.last().and_then(|(_, c, _)| c.clone()), remaining: *remaining });
+                return Ok(false);
+            }
+            *remaining = remaining.map(|r| r - 1);
+            emitted_in_partition += 1;
+            out.push((row, ck, view.key.clone()));
+        }
+        Ok(true)
+    };
+
+    match &p.partitions {
+        Partitions::Keys(keys) => {
+            let mut start = 0;
+            let mut resume: Option<Vec<u8>> = None;
+            if let Some(s) = state.take() {
+                let pos = keys.iter().position(|k| partition_key_of(k).key.as_ref() == s.key.as_slice());
+                match (pos, s.clustering) {
+                    (Some(i), Some(c)) => {
+                        start = i;
+                        resume = Some(c);
+                    }
+                    (Some(i), None) => start = i + 1,
+                    (None, _) => start = keys.len(),
+                }
+            }
+            for (n, k) in keys.iter().enumerate().skip(start) {
+                let pk = partition_key_of(k);
+                let r = if n == start { resume.as_ref() } else { None };
+                let slice = slice_for(r, want(out.len(), remaining).map(|w| w + 1));
+                let Some(view) = rc.engine.read(table.id, &pk, &slice, rc.now_secs)? else { continue };
+                if !take_partition(view, r, &mut out, &mut remaining, &mut next_state)? {
+                    break;
+                }
+                if remaining == Some(0) {
+                    break;
+                }
+            }
+        }
+        Partitions::Range(lo, hi) => {
+            let mut from: Bound<PartitionKey> = match lo {
+                Bound::Included(t) => Bound::Included(PartitionKey { token: *t, key: Bytes::new() }),
+                Bound::Excluded(t) => Bound::Excluded(PartitionKey { token: *t, key: Bytes::from(vec![0xFFu8; 1]) }).map_token_excluded(),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let mut resume: Option<Vec<u8>> = None;
+            if let Some(s) = state.take() {
+                let key = PartitionKey { token: s.token, key: Bytes::from(s.key) };
+                match s.clustering {
+                    Some(c) => {
+                        from = Bound::Included(key);
+                        resume = Some(c);
+                    }
+                    None => from = Bound::Excluded(key),
+                }
+            }
+            'outer: loop {
+                let batch = 64;
+                let slice_first = slice_for(resume.as_ref(), want(out.len(), remaining).map(|w| w + 1));
+                let views = rc.engine.scan(table.id, from.clone(), *hi, &slice_first, batch, rc.now_secs)?;
+                if views.is_empty() {
+                    break;
+                }
+                let n = views.len();
+                let batch_resumed = resume.is_some();
+                for (i, view) in views.into_iter().enumerate() {
+                    let r = if i == 0 && resume.is_some() && matches!(&from, Bound::Included(k) if *k == view.key) { resume.clone() } else { None };
+                    // Only the resumed partition may use the resumed slice; the others are read whole.
+                    let view = if batch_resumed && r.is_none() {
+                        match rc.engine.read(table.id, &view.key, &slice_for(None, want(out.len(), remaining).map(|w| w + 1)), rc.now_secs)? {
+                            Some(v) => v,
+                            None => continue,
+                        }
+                    } else {
+                        view
+                    };
+                    let key = view.key.clone();
+                    if !take_partition(view, r.as_ref(), &mut out, &mut remaining, &mut next_state)? {
+                        break 'outer;
+                    }
+                    from = Bound::Excluded(key);
+                    resume = None;
+                    if remaining == Some(0) {
+                        break 'outer;
+                    }
+                }
+                if n < batch {
+                    break;
+                }
+            }
+        }
+    }
+    if p.sort_across_partitions {
+        let ck_types = table.clustering_types();
+        let _ = ck_types;
+        out.sort_by(|a, b| {
+            let o = a.1.cmp(&b.1);
+            if p.reversed { o.reverse() } else { o }
+        });
+        if let Some(l) = limit {
+            out.truncate(l as usize);
+        }
+    }
+    if page_size.is_some() && next_state.is_none() && remaining != Some(0) {
+        // A full page may be followed by more rows: hand out a state that resumes after the last row.
+        if let (Some(cap), Some((_, ck, key))) = (page_cap, out.last()) {
+            if out.len() as u64 >= cap && !p.sort_across_partitions {
+                next_state = Some(PagingState { key: key.key.to_vec(), token: key.token, clustering: if st.distinct { None } else { ck.clone() }, remaining });
+            }
+        }
+    }
+    finish(table, st, &sel, out, next_state, ctx, aggregate)
+}
+
+trait MapTokenExcluded {
+    fn map_token_excluded(self) -> Self;
+}
+impl MapTokenExcluded for Bound<PartitionKey> {
+    /// `token > t` must skip every key of token t: start after the greatest possible key of t.
+    fn map_token_excluded(self) -> Self {
+        match self {
+            Bound::Excluded(k) if k.token < i64::MAX => Bound::Included(PartitionKey { token: k.token + 1, key: Bytes::new() }),
+            other => other,
+        }
+    }
+}
+
+fn bound_before(lo: &Bound<Bytes>, c: &Bytes) -> bool {
+    match lo {
+        Bound::Unbounded => true,
+        Bound::Included(b) | Bound::Excluded(b) => b < c,
+    }
+}
+fn bound_after(hi: &Bound<Bytes>, c: &Bytes) -> bool {
+    match hi {
+        Bound::Unbounded => true,
+        Bound::Included(b) | Bound::Excluded(b) => b > c,
+    }
+}
+fn tighter_lo(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
+    let key = |x: &Bound<Bytes>| match x {
+        Bound::Unbounded => None,
+        Bound::Included(v) | Bound::Excluded(v) => Some(v.clone()),
+    };
+    match (key(&a), key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) => if y >= x { b } else { a },
+    }
+}
+fn tighter_hi(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
+    let key = |x: &Bound<Bytes>| match x {
+        Bound::Unbounded => None,
+        Bound::Included(v) | Bound::Excluded(v) => Some(v.clone()),
+    };
+    match (key(&a), key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) => if y <= x { b } else { a },
+    }
+}
+
+fn finish(table: &Table, st: &SelectStatement, sel: &Selection, out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>, next: Option<PagingState>, ctx: &EvalCtx, aggregate: bool) -> QueryResult<Rows> {
+    let _ = (st, ctx);
+    let mut w = RowsWriter::new();
+    let now_secs = ctx.now_micros.div_euclid(1_000_000);
+    if aggregate {
+        let rows: Vec<&RowData> = out.iter().map(|(r, _, _)| r).collect();
+        for (k, item) in sel.items.iter().enumerate() {
+            let ty = &sel.columns[k].1;
+            let cell: Option<Vec<u8>> = match item {
+                Sel::CountRows => Some((rows.len() as i64).to_be_bytes().to_vec()),
+                Sel::Count(i) => Some((rows.iter().filter(|r| r.values[*i].is_some()).count() as i64).to_be_bytes().to_vec()),
+                Sel::Min(i) | Sel::Max(i) => {
+                    let vals = rows.iter().filter_map(|r| r.values[*i].as_ref());
+                    let best = if matches!(item, Sel::Min(_)) { vals.min_by(|a, b| Value::compare(ty, a, b)) } else { vals.max_by(|a, b| Value::compare(ty, a, b)) };
+                    best.map(|b| b.to_vec())
+                }
+                Sel::Sum(i) | Sel::Avg(i) => Some(sum_avg(ty, rows.iter().filter_map(|r| r.values[*i].as_ref()), matches!(item, Sel::Avg(_)))?),
+                Sel::Column(i) => rows.first().and_then(|r| r.values[*i].as_ref()).map(|b| b.to_vec()),
+                Sel::Constant(b) => b.as_ref().map(|b| b.to_vec()),
+                _ => None,
+            };
+            w.push_cell(cell.as_deref());
+        }
+        w.finish_row();
+    } else {
+        for (row, _, key) in &out {
+            for item in &sel.items {
+                match item {
+                    Sel::Column(i) => w.push_cell(row.values[*i].as_deref()),
+                    Sel::WriteTime(i) => w.push_cell(row.meta[*i].map(|m| m.timestamp.to_be_bytes()).as_ref().map(|b| &b[..])),
+                    Sel::Ttl(i) => {
+                        let ttl = row.meta[*i].filter(|m| m.ttl > 0).map(|m| ((m.expires_at - now_secs).max(0) as i32).to_be_bytes());
+                        w.push_cell(ttl.as_ref().map(|b| &b[..]))
+                    }
+                    Sel::Token => w.push_cell(Some(&key.token.to_be_bytes())),
+                    Sel::Constant(b) => w.push_cell(b.as_deref()),
+                    _ => w.push_cell(None),
+                }
+            }
+            w.finish_row();
+        }
+    }
+    let (row_count, content) = w.finish();
+    let columns = sel.columns.iter().map(|(n, t)| ColumnSpec { keyspace: table.keyspace.clone(), table: table.name.clone(), name: n.clone(), ty: t.clone() }).collect();
+    let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
+    Ok(Rows { metadata: RowsMetadata { columns, paging_state, no_metadata: false, new_metadata_id: None }, row_count, content })
+}
+
+fn sum_avg<'a>(ty: &CqlType, vals: impl Iterator<Item = &'a Bytes>, avg: bool) -> QueryResult<Vec<u8>> {
+    let vals: Vec<Value> = vals.map(|b| Value::deserialize(ty, b)).collect::<Result<_, _>>()?;
+    let n = vals.len() as i64;
+    let out = match ty {
+        CqlType::Int | CqlType::Smallint | CqlType::Tinyint | CqlType::Bigint | CqlType::Counter => {
+            let mut s: i128 = 0;
+            for v in &vals {
+                s += match v {
+                    Value::Int(x) => *x as i128,
+                    Value::Smallint(x) => *x as i128,
+                    Value::Tinyint(x) => *x as i128,
+                    Value::Bigint(x) | Value::Counter(x) => *x as i128,
+                    _ => 0,
+                };
+            }
+            if avg {
+                s = if n == 0 { 0 } else { s / n as i128 };
+            }
+            match ty {
+                CqlType::Int => Value::Int(s as i32),
+                CqlType::Smallint => Value::Smallint(s as i16),
+                CqlType::Tinyint => Value::Tinyint(s as i8),
+                CqlType::Counter => Value::Counter(s as i64),
+                _ => Value::Bigint(s as i64),
+            }
+        }
+        CqlType::Float | CqlType::Double => {
+            let mut s = 0f64;
+            for v in &vals {
+                s += match v {
+                    Value::Float(x) => *x as f64,
+                    Value::Double(x) => *x,
+                    _ => 0.0,
+                };
+            }
+            if avg {
+                s = if n == 0 { 0.0 } else { s / n as f64 };
+            }
+            if matches!(ty, CqlType::Float) { Value::Float(s as f32) } else { Value::Double(s) }
+        }
+        CqlType::Varint => {
+            let mut s = num_bigint::BigInt::from(0);
+            for v in &vals {
+                if let Value::Varint(x) = v {
+                    s += x;
+                }
+            }
+            if avg && n > 0 {
+                s /= n;
+            }
+            Value::Varint(s)
+        }
+        CqlType::Decimal => {
+            let mut s = bigdecimal::BigDecimal::from(0);
+            for v in &vals {
+                if let Value::Decimal(x) = v {
+                    s += x;
+                }
+            }
+            if avg && n > 0 {
+                s = s / bigdecimal::BigDecimal::from(n);
+            }
+            Value::Decimal(s)
+        }
+        _ => return invalid("sum/avg on a non-numeric column"),
+    };
+    Ok(out.to_bytes())
+}
+
+/// The result columns of a SELECT, for PREPARED results.
+pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<ColumnSpec>> {
+    let ctx = EvalCtx { binds: &[], now_micros: 0 };
+    let sel = selection(table, st, &ctx).or_else(|_| {
+        // Constant selectors may need bind values; fall back to names and types only.
+        Ok::<_, QueryError>(Selection { items: vec![], columns: vec![] })
+    })?;
+    Ok(sel.columns.iter().map(|(n, t)| ColumnSpec { keyspace: table.keyspace.clone(), table: table.name.clone(), name: n.clone(), ty: t.clone() }).collect())
+}
