@@ -63,6 +63,7 @@ impl Enc {
             }
         }
     }
+    /// Value tag: 0 tombstone, 1 value; 2 is reserved for counter cells (not implemented).
     pub fn cell(&mut self, c: &Cell) {
         self.ivar(c.timestamp);
         match &c.value {

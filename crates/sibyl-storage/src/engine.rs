@@ -363,6 +363,7 @@ impl Engine {
         let old = std::mem::replace(&mut *t.sstables.write(), Arc::new(Vec::new()));
         for s in old.iter() {
             s.mark_obsolete();
+            let _ = fs::remove_file(&s.path);
         }
         inner.commitlog.mark_clean(id, pos);
         Ok(())
@@ -854,9 +855,10 @@ impl Inner {
                 let before = w.bytes_written();
                 w.add(&key, &merged)?;
                 let written = w.bytes_written() - before;
-                if !self.closed.load(Ordering::Relaxed) {
-                    limiter.consume(written);
+                if self.closed.load(Ordering::Relaxed) {
+                    return Err(StorageError::Shutdown);
                 }
+                limiter.consume(written);
                 if task
                     .max_output_bytes
                     .is_some_and(|m| w.bytes_written() >= m)

@@ -338,7 +338,13 @@ impl std::fmt::Debug for SSTable {
 impl Drop for SSTable {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
-            if let Err(e) = fs::remove_file(&self.path) {
+            if let Err(e) = fs::remove_file(&self.path).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }) {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete sstable");
             }
         }
