@@ -10,11 +10,13 @@
 
 pub mod ast;
 mod binds;
+mod display;
 mod keywords;
 mod lexer;
 mod parser;
 
 pub use binds::bind_marker_count;
+pub use display::quote_string;
 pub use keywords::{is_reserved_keyword, quote_identifier_if_needed};
 pub use parser::MAX_NESTING_DEPTH;
 

@@ -1758,11 +1758,11 @@ impl<'a> Parser<'a> {
             | Tk::Blob
             | Tk::Duration
             | Tk::QMark
-            | Tk::Colon
             | Tk::LBracket
             | Tk::LBrace
             | Tk::LParen
             | Tk::Minus => true,
+            Tk::Colon => Self::is_name_tok(self.peek_at(n + 1)),
             Tk::Ident => {
                 Self::literal_word(t.text)
                     || is_iso_duration(t.text)
@@ -1777,7 +1777,7 @@ impl<'a> Parser<'a> {
     fn try_cast(&mut self) -> PResult<Option<Term>> {
         let n = self.peek_at(1);
         let plausible = match n.kind {
-            Tk::Ident => is_identifier_word(n.text),
+            Tk::Ident => is_identifier_word(n.text) || n.text.eq_ignore_ascii_case("set"),
             Tk::QuotedName | Tk::Str | Tk::DollarStr => true,
             _ => false,
         };
