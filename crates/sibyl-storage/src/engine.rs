@@ -854,7 +854,7 @@ impl Inner {
                 let w = writer.as_mut().unwrap();
                 let before = w.bytes_written();
                 w.add(&key, &merged)?;
-                let written = w.bytes_written() - before;
+                let written = w.bytes_written().saturating_sub(before);
                 if self.closed.load(Ordering::Relaxed) {
                     return Err(StorageError::Shutdown);
                 }
