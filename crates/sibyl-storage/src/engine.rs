@@ -695,7 +695,19 @@ impl Inner {
         let sst = match written {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(table = %params.name, error = %e, "flush failed; data stays in memory and commit log");
+                tracing::error!(table = %params.name, error = %e, "flush failed; data kept in memory and commit log");
+                // Put the data back into the live memtable so memory accounting stays right and
+                // the next flush retries it (its commit log segments are still marked dirty).
+                {
+                    let cur = t.memtable.read();
+                    let _ = old.for_each(|k, p| {
+                        let added = cur.apply(k, p.clone());
+                        self.mem_used.fetch_add(added, Ordering::AcqRel);
+                        Ok(())
+                    });
+                }
+                t.flushing.lock().retain(|m| !Arc::ptr_eq(m, &old));
+                self.release_mem(old.size());
                 return Err(e);
             }
         };
@@ -772,7 +784,11 @@ impl Inner {
                     let Some(task) = compaction::pick(&strategy, &t.sstables.read()) else {
                         break;
                     };
-                    if let Err(e) = self.run_compaction(&t, task) {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.run_compaction(&t, task)
+                    }))
+                    .unwrap_or_else(|_| Err(StorageError::Corrupt("compaction panicked".into())));
+                    if let Err(e) = r {
                         tracing::error!(table = %t.params.read().name, error = %e, "compaction failed");
                         break;
                     }

@@ -30,7 +30,10 @@ fn options() -> EngineOptions {
 
 fn table() -> Vec<(TableId, TableParams)> {
     let mut p = params("ks.crash");
-    p.compaction = CompactionStrategy::SizeTiered { min_threshold: 2, max_threshold: 8 };
+    p.compaction = CompactionStrategy::SizeTiered {
+        min_threshold: 2,
+        max_threshold: 8,
+    };
     vec![(tid(7), p)]
 }
 
@@ -41,7 +44,9 @@ fn value(k: u64) -> String {
 /// Writer mode: only active when spawned by `run_cycles` with the env vars set.
 #[test]
 fn crash_child_writer() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
     let start: u64 = std::env::var(START_VAR).unwrap().parse().unwrap();
     let e = Arc::new(Engine::open(Path::new(&dir), options(), table()).unwrap());
     let out = Arc::new(Mutex::new(std::io::stdout()));
@@ -52,7 +57,8 @@ fn crash_child_writer() {
             std::thread::spawn(move || {
                 for i in 0u64.. {
                     let k = start + t * 10_000_000 + i;
-                    e.apply(&insert(tid(7), pk(k), 1, "v", k as i64, &value(k))).unwrap();
+                    e.apply(&insert(tid(7), pk(k), 1, "v", k as i64, &value(k)))
+                        .unwrap();
                     let mut o = out.lock().unwrap();
                     writeln!(o, "ACK {k}").unwrap();
                     o.flush().unwrap();
@@ -68,7 +74,10 @@ fn crash_child_writer() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -76,12 +85,20 @@ impl Lcg {
 fn run_cycles(cycles: u64, min_ms: u64, max_ms: u64) {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let mut rng = Lcg(seed);
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
-            .args(["crash_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_VAR, dir.path())
             .env(START_VAR, ((cycle + 1) * 100_000_000).to_string())
             .stdout(Stdio::piped())
@@ -101,7 +118,10 @@ fn run_cycles(cycles: u64, min_ms: u64, max_ms: u64) {
                 if line.last() != Some(&b'\n') {
                     break; // torn by the kill
                 }
-                if let Some(k) = std::str::from_utf8(&line).ok().and_then(|l| l.trim().strip_prefix("ACK ")) {
+                if let Some(k) = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|l| l.trim().strip_prefix("ACK "))
+                {
                     keys.push(k.parse::<u64>().unwrap());
                 }
             }
@@ -123,13 +143,24 @@ fn run_cycles(cycles: u64, min_ms: u64, max_ms: u64) {
                 other => missing.push((k, other.is_some())),
             }
         }
-        assert!(missing.is_empty(), "cycle {cycle}: {} of {} acknowledged keys missing/wrong: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(10)]);
+        assert!(
+            missing.is_empty(),
+            "cycle {cycle}: {} of {} acknowledged keys missing/wrong: {:?}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(10)]
+        );
         // Occasionally crash the verifier too (no shutdown), otherwise shut down cleanly.
         if cycle % 2 == 0 {
             e.shutdown().unwrap();
         }
         drop(e);
-        eprintln!("cycle {cycle}: {} new acks, {} total, verified in {:?}", keys.len(), acked.len(), t0.elapsed());
+        eprintln!(
+            "cycle {cycle}: {} new acks, {} total, verified in {:?}",
+            keys.len(),
+            acked.len(),
+            t0.elapsed()
+        );
     }
     assert!(!acked.is_empty());
     let _ = Bytes::new();
