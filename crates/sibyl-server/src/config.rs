@@ -8,7 +8,11 @@ use clap::Parser;
 use serde::Deserialize;
 
 #[derive(Parser, Debug, Default)]
-#[command(name = "sibyl", version, about = "Sibyl: a Cassandra-compatible database node")]
+#[command(
+    name = "sibyl",
+    version,
+    about = "Sibyl: a Cassandra-compatible database node"
+)]
 pub struct Flags {
     /// YAML configuration file (cassandra.yaml key names).
     #[arg(long)]
@@ -131,7 +135,11 @@ impl Config {
             .flat_map(|p| p.parameters.iter().flatten())
             .map(|p| p.seeds.clone())
             .chain(yaml.seeds.clone())
-            .flat_map(|s| s.split(',').map(|x| x.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .filter(|s| !s.is_empty())
             .map(|s| {
                 let host = s.split(':').next().unwrap_or(&s).to_string();
@@ -141,7 +149,10 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let commitlog_sync = match yaml.commitlog_sync.as_deref().unwrap_or("periodic") {
             "periodic" => CommitlogSyncMode::Periodic {
-                period_ms: match (&yaml.commitlog_sync_period, yaml.commitlog_sync_period_in_ms) {
+                period_ms: match (
+                    &yaml.commitlog_sync_period,
+                    yaml.commitlog_sync_period_in_ms,
+                ) {
                     (Some(s), _) => parse_duration_ms("commitlog_sync_period", s)?,
                     (None, Some(ms)) => ms,
                     (None, None) => 10_000,
@@ -163,7 +174,9 @@ impl Config {
         let data_dir = flags
             .data_dir
             .or(yaml.data_dir)
-            .or(yaml.data_file_directories.and_then(|d| d.into_iter().next()))
+            .or(yaml
+                .data_file_directories
+                .and_then(|d| d.into_iter().next()))
             .unwrap_or_else(|| PathBuf::from("./data"));
         let listen_address = flags
             .listen_address
@@ -173,15 +186,24 @@ impl Config {
         Ok(Config {
             data_dir,
             listen_address,
-            native_port: flags.native_port.or(yaml.native_transport_port).unwrap_or(9042),
+            native_port: flags
+                .native_port
+                .or(yaml.native_transport_port)
+                .unwrap_or(9042),
             storage_port: flags.storage_port.or(yaml.storage_port).unwrap_or(7000),
             seeds: flags.seeds.unwrap_or(seeds_from_yaml),
             cluster_name: flags
                 .cluster_name
                 .or(yaml.cluster_name)
                 .unwrap_or_else(|| "Test Cluster".to_string()),
-            dc: flags.dc.or(yaml.dc).unwrap_or_else(|| "datacenter1".to_string()),
-            rack: flags.rack.or(yaml.rack).unwrap_or_else(|| "rack1".to_string()),
+            dc: flags
+                .dc
+                .or(yaml.dc)
+                .unwrap_or_else(|| "datacenter1".to_string()),
+            rack: flags
+                .rack
+                .or(yaml.rack)
+                .unwrap_or_else(|| "rack1".to_string()),
             num_tokens: flags.num_tokens.or(yaml.num_tokens).unwrap_or(16).max(1),
             commitlog_sync,
             max_frame_size,
@@ -214,7 +236,9 @@ fn parse_duration_ms(key: &'static str, s: &str) -> Result<u64, ConfigError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| ConfigError::Value(key, s.to_string()))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| ConfigError::Value(key, s.to_string()))?;
     let factor = match unit.trim() {
         "" | "ms" | "milliseconds" => 1,
         "s" | "seconds" => 1000,
@@ -230,7 +254,9 @@ fn parse_size_bytes(key: &'static str, s: &str) -> Result<u64, ConfigError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| ConfigError::Value(key, s.to_string()))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| ConfigError::Value(key, s.to_string()))?;
     let factor = match unit.trim() {
         "" | "B" => 1,
         "KiB" | "KB" | "k" => 1024,
@@ -258,12 +284,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.yaml");
         std::fs::write(&file, "cluster_name: Foo\nnative_transport_port: 9999\n").unwrap();
-        let flags = Flags { config: Some(file.clone()), native_port: Some(1234), ..Default::default() };
+        let flags = Flags {
+            config: Some(file.clone()),
+            native_port: Some(1234),
+            ..Default::default()
+        };
         let c = Config::load(flags).unwrap();
         assert_eq!(c.cluster_name, "Foo");
         assert_eq!(c.native_port, 1234);
         std::fs::write(&file, "no_such_key: 1\n").unwrap();
-        let flags = Flags { config: Some(file), ..Default::default() };
+        let flags = Flags {
+            config: Some(file),
+            ..Default::default()
+        };
         assert!(Config::load(flags).is_err());
     }
 }

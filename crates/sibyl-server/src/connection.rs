@@ -96,26 +96,57 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
         let _ = wr.shutdown().await;
     });
 
-    let shared = Arc::new(Shared { node: node.clone(), session: Mutex::new(Session::default()), tx: tx.clone(), version: std::sync::atomic::AtomicU8::new(0) });
+    let shared = Arc::new(Shared {
+        node: node.clone(),
+        session: Mutex::new(Session::default()),
+        tx: tx.clone(),
+        version: std::sync::atomic::AtomicU8::new(0),
+    });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut codec = ServerCodec::new(max_frame);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut events_task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut ready = false;
     'read: loop {
         loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => {
-                    shared.version.store(frame.version, std::sync::atomic::Ordering::Relaxed);
+                    shared
+                        .version
+                        .store(frame.version, std::sync::atomic::Ordering::Relaxed);
                     match frame.opcode {
-                        sibyl_protocol::opcode::STARTUP | sibyl_protocol::opcode::OPTIONS | sibyl_protocol::opcode::REGISTER | sibyl_protocol::opcode::AUTH_RESPONSE => {
+                        sibyl_protocol::opcode::STARTUP
+                        | sibyl_protocol::opcode::OPTIONS
+                        | sibyl_protocol::opcode::REGISTER
+                        | sibyl_protocol::opcode::AUTH_RESPONSE => {
                             // Connection-state requests run in order, on the reader.
-                            match control_request(&shared, &mut codec, frame, &mut events_task).await {
+                            if frame.opcode == sibyl_protocol::opcode::STARTUP {
+                                ready = true;
+                            }
+                            match control_request(&shared, &mut codec, frame, &mut events_task)
+                                .await
+                            {
                                 Ok(()) => {}
                                 Err(()) => break 'read,
                             }
                         }
+                        op if !ready => {
+                            let err = QueryError::Protocol(format!(
+                                "Unexpected message {}, expecting STARTUP or OPTIONS",
+                                opcode_name(op)
+                            ));
+                            let _ = tx
+                                .send(Outgoing::Frame(error_frame(
+                                    frame.version,
+                                    frame.stream,
+                                    &err,
+                                )))
+                                .await;
+                        }
                         _ => {
-                            let Ok(permit) = permits.clone().acquire_owned().await else { break 'read };
+                            let Ok(permit) = permits.clone().acquire_owned().await else {
+                                break 'read;
+                            };
                             let shared = shared.clone();
                             tokio::spawn(async move {
                                 let frame = run_request(&shared, frame);
@@ -164,14 +195,22 @@ fn error_frame(version: u8, stream: i16, e: &QueryError) -> Frame {
     response_frame(version, stream, Response::Error(e.to_error_body()), vec![])
 }
 
-async fn control_request(shared: &Arc<Shared>, codec: &mut ServerCodec, frame: Frame, events_task: &mut Option<tokio::task::JoinHandle<()>>) -> Result<(), ()> {
+async fn control_request(
+    shared: &Arc<Shared>,
+    codec: &mut ServerCodec,
+    frame: Frame,
+    events_task: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), ()> {
     let version = frame.version;
     let stream = frame.stream;
     let env = match Request::from_frame(&frame) {
         Ok(e) => e,
         Err(e) => {
             let err = QueryError::Protocol(e.to_string());
-            let _ = shared.tx.send(Outgoing::Frame(error_frame(version, stream, &err))).await;
+            let _ = shared
+                .tx
+                .send(Outgoing::Frame(error_frame(version, stream, &err)))
+                .await;
             return if e.is_fatal() { Err(()) } else { Ok(()) };
         }
     };
@@ -179,11 +218,27 @@ async fn control_request(shared: &Arc<Shared>, codec: &mut ServerCodec, frame: F
     match env.request {
         Request::Options => {
             let supported = vec![
-                ("CQL_VERSION".to_string(), vec![crate::system_tables::CQL_VERSION.to_string()]),
-                ("COMPRESSION".to_string(), vec!["lz4".to_string(), "snappy".to_string()]),
-                ("PROTOCOL_VERSIONS".to_string(), vec!["4/v4".to_string(), "5/v5".to_string()]),
+                (
+                    "CQL_VERSION".to_string(),
+                    vec![crate::system_tables::CQL_VERSION.to_string()],
+                ),
+                (
+                    "COMPRESSION".to_string(),
+                    vec!["lz4".to_string(), "snappy".to_string()],
+                ),
+                (
+                    "PROTOCOL_VERSIONS".to_string(),
+                    vec!["4/v4".to_string(), "5/v5".to_string()],
+                ),
             ];
-            send(response_frame(version, stream, Response::Supported(supported), vec![])).await.map_err(|_| ())?;
+            send(response_frame(
+                version,
+                stream,
+                Response::Supported(supported),
+                vec![],
+            ))
+            .await
+            .map_err(|_| ())?;
         }
         Request::Startup(opts) => {
             let mut compression = Compression::None;
@@ -192,34 +247,52 @@ async fn control_request(shared: &Arc<Shared>, codec: &mut ServerCodec, frame: F
                     match Compression::from_name(v) {
                         Some(c) => compression = c,
                         None => {
-                            let err = QueryError::Protocol(format!("Unknown compression algorithm: {v}"));
-                            send(error_frame(version, stream, &err)).await.map_err(|_| ())?;
+                            let err =
+                                QueryError::Protocol(format!("Unknown compression algorithm: {v}"));
+                            send(error_frame(version, stream, &err))
+                                .await
+                                .map_err(|_| ())?;
                             return Ok(());
                         }
                     }
                 }
                 if k.eq_ignore_ascii_case("CQL_VERSION") && !v.starts_with('3') {
-                    let err = QueryError::Protocol(format!("Invalid or unsupported CQL version: {v}"));
-                    send(error_frame(version, stream, &err)).await.map_err(|_| ())?;
+                    let err =
+                        QueryError::Protocol(format!("Invalid or unsupported CQL version: {v}"));
+                    send(error_frame(version, stream, &err))
+                        .await
+                        .map_err(|_| ())?;
                     return Ok(());
                 }
             }
-            send(response_frame(version, stream, Response::Ready, vec![])).await.map_err(|_| ())?;
+            send(response_frame(version, stream, Response::Ready, vec![]))
+                .await
+                .map_err(|_| ())?;
             if version >= 5 {
                 if compression == Compression::Snappy {
                     compression = Compression::None;
                 }
-                shared.tx.send(Outgoing::SetCompression(compression)).await.map_err(|_| ())?;
+                shared
+                    .tx
+                    .send(Outgoing::SetCompression(compression))
+                    .await
+                    .map_err(|_| ())?;
                 shared.tx.send(Outgoing::EnableV5).await.map_err(|_| ())?;
                 codec.set_compression(compression);
                 codec.enable_v5_framing();
             } else {
-                shared.tx.send(Outgoing::SetCompression(compression)).await.map_err(|_| ())?;
+                shared
+                    .tx
+                    .send(Outgoing::SetCompression(compression))
+                    .await
+                    .map_err(|_| ())?;
                 codec.set_compression(compression);
             }
         }
         Request::Register(kinds) => {
-            let wants_schema = kinds.iter().any(|k| k.eq_ignore_ascii_case("SCHEMA_CHANGE"));
+            let wants_schema = kinds
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case("SCHEMA_CHANGE"));
             if wants_schema && events_task.is_none() {
                 let mut rx = shared.node.events.subscribe();
                 let tx = shared.tx.clone();
@@ -236,11 +309,17 @@ async fn control_request(shared: &Arc<Shared>, codec: &mut ServerCodec, frame: F
                     }
                 }));
             }
-            send(response_frame(version, stream, Response::Ready, vec![])).await.map_err(|_| ())?;
+            send(response_frame(version, stream, Response::Ready, vec![]))
+                .await
+                .map_err(|_| ())?;
         }
         Request::AuthResponse(_) => {
-            let err = QueryError::Protocol("Unexpected message AUTH_RESPONSE, authentication is not enabled".into());
-            send(error_frame(version, stream, &err)).await.map_err(|_| ())?;
+            let err = QueryError::Protocol(
+                "Unexpected message AUTH_RESPONSE, authentication is not enabled".into(),
+            );
+            send(error_frame(version, stream, &err))
+                .await
+                .map_err(|_| ())?;
         }
         _ => unreachable!("only control requests come here"),
     }
@@ -261,11 +340,19 @@ fn run_request(shared: &Shared, frame: Frame) -> Frame {
         Request::Query { query, params } => node.query(&mut session, query, params),
         Request::Prepare { query, keyspace } => {
             let ks = keyspace.clone().or_else(|| session.keyspace.clone());
-            node.prepare(ks.as_deref(), query).map(|p| crate::executor::Outcome { body: ResultBody::Prepared(node.prepared_result(&p)), warnings: vec![], schema_change: None })
+            node.prepare(ks.as_deref(), query)
+                .map(|p| crate::executor::Outcome {
+                    body: ResultBody::Prepared(node.prepared_result(&p)),
+                    warnings: vec![],
+                    schema_change: None,
+                })
         }
         Request::Execute { id, params, .. } => node.execute(&mut session, id, params),
         Request::Batch(b) => node.batch(&mut session, b),
-        _ => Err(QueryError::Protocol(format!("Unexpected message {:#04x}", frame.opcode))),
+        _ => Err(QueryError::Protocol(format!(
+            "Unexpected message {:#04x}",
+            frame.opcode
+        ))),
     };
     match result {
         Ok(out) => {
@@ -275,5 +362,18 @@ fn run_request(shared: &Shared, frame: Frame) -> Frame {
             response_frame(version, stream, Response::Result(out.body), out.warnings)
         }
         Err(e) => error_frame(version, stream, &e),
+    }
+}
+
+fn opcode_name(op: u8) -> &'static str {
+    use sibyl_protocol::opcode::*;
+    match op {
+        QUERY => "QUERY",
+        PREPARE => "PREPARE",
+        EXECUTE => "EXECUTE",
+        BATCH => "BATCH",
+        REGISTER => "REGISTER",
+        AUTH_RESPONSE => "AUTH_RESPONSE",
+        _ => "UNKNOWN",
     }
 }

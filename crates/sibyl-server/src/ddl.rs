@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sibyl_cql::ast::{
-    AlterTableOp, AlterTypeOp, CqlTypeAst, CreateIndex, CreateKeyspace, CreateTable, IndexTargetKind,
-    Literal, OptionValue, QualifiedName,
+    AlterTableOp, AlterTypeOp, CqlTypeAst, CreateIndex, CreateKeyspace, CreateTable,
+    IndexTargetKind, Literal, OptionValue, QualifiedName,
 };
 use sibyl_protocol::messages::{SchemaChange, SchemaChangeTarget};
 use sibyl_types::{CqlType, UdtDef};
@@ -15,8 +15,15 @@ use uuid::Uuid;
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::schema::{Column, ColumnKind, IndexDef, Keyspace, Schema, Table, TableOptions};
 
-pub const SYSTEM_KEYSPACES: &[&str] =
-    &["system", "system_schema", "system_auth", "system_distributed", "system_traces", "system_views", "system_virtual_schema"];
+pub const SYSTEM_KEYSPACES: &[&str] = &[
+    "system",
+    "system_schema",
+    "system_auth",
+    "system_distributed",
+    "system_traces",
+    "system_views",
+    "system_virtual_schema",
+];
 
 pub fn is_system_keyspace(name: &str) -> bool {
     SYSTEM_KEYSPACES.contains(&name)
@@ -31,11 +38,18 @@ pub struct DdlOutcome {
 }
 
 fn change(kind: &str, target: SchemaChangeTarget) -> Option<SchemaChange> {
-    Some(SchemaChange { change_type: kind.to_string(), target })
+    Some(SchemaChange {
+        change_type: kind.to_string(),
+        target,
+    })
 }
 
 fn unchanged() -> DdlOutcome {
-    DdlOutcome { schema: None, change: None, warnings: vec![] }
+    DdlOutcome {
+        schema: None,
+        change: None,
+        warnings: vec![],
+    }
 }
 
 fn option_string(v: &OptionValue) -> QueryResult<String> {
@@ -47,40 +61,66 @@ fn option_string(v: &OptionValue) -> QueryResult<String> {
 
 pub fn literal_text(l: &Literal) -> String {
     match l {
-        Literal::String(s) | Literal::Integer(s) | Literal::Float(s) | Literal::Uuid(s) | Literal::Duration(s) => s.clone(),
+        Literal::String(s)
+        | Literal::Integer(s)
+        | Literal::Float(s)
+        | Literal::Uuid(s)
+        | Literal::Duration(s) => s.clone(),
         Literal::Boolean(b) => b.to_string(),
-        Literal::Blob(b) => format!("0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Literal::Blob(b) => format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
         Literal::Null => "null".into(),
     }
 }
 
 fn option_map(v: &OptionValue) -> QueryResult<BTreeMap<String, String>> {
     match v {
-        OptionValue::Map(m) => Ok(m.iter().map(|(k, v)| (literal_text(k), literal_text(v))).collect()),
+        OptionValue::Map(m) => Ok(m
+            .iter()
+            .map(|(k, v)| (literal_text(k), literal_text(v)))
+            .collect()),
         OptionValue::Constant(_) => invalid("Expected a map value"),
     }
 }
 
 fn replication_from(options: &BTreeMap<String, String>) -> QueryResult<BTreeMap<String, String>> {
     let mut out = options.clone();
-    let class = out.remove("class").ok_or_else(|| QueryError::Config("Missing replication strategy class".into()))?;
-    let full = match class.rsplit('.').next().unwrap_or(&class) {
-        "SimpleStrategy" => "org.apache.cassandra.locator.SimpleStrategy",
-        "NetworkTopologyStrategy" => "org.apache.cassandra.locator.NetworkTopologyStrategy",
-        "LocalStrategy" => return Err(QueryError::Config("Unable to use given strategy class: LocalStrategy is reserved for internal use.".into())),
-        _ => {
-            let shown = if class.contains('.') { class.clone() } else { format!("org.apache.cassandra.locator.{class}") };
-            return Err(QueryError::Config(format!("Unable to find replication strategy class '{shown}'")));
-        }
-    };
+    let class = out
+        .remove("class")
+        .ok_or_else(|| QueryError::Config("Missing replication strategy class".into()))?;
+    let full =
+        match class.rsplit('.').next().unwrap_or(&class) {
+            "SimpleStrategy" => "org.apache.cassandra.locator.SimpleStrategy",
+            "NetworkTopologyStrategy" => "org.apache.cassandra.locator.NetworkTopologyStrategy",
+            "LocalStrategy" => return Err(QueryError::Config(
+                "Unable to use given strategy class: LocalStrategy is reserved for internal use."
+                    .into(),
+            )),
+            _ => {
+                let shown = if class.contains('.') {
+                    class.clone()
+                } else {
+                    format!("org.apache.cassandra.locator.{class}")
+                };
+                return Err(QueryError::Config(format!(
+                    "Unable to find replication strategy class '{shown}'"
+                )));
+            }
+        };
     for (k, v) in &out {
         if full.ends_with("SimpleStrategy") && k != "replication_factor" {
-            return Err(QueryError::Config(format!("Unrecognized strategy option {{{k}}} passed to SimpleStrategy for keyspace")));
+            return Err(QueryError::Config(format!(
+                "Unrecognized strategy option {{{k}}} passed to SimpleStrategy for keyspace"
+            )));
         }
         validate_rf(v)?;
     }
     if full.ends_with("SimpleStrategy") && !out.contains_key("replication_factor") {
-        return Err(QueryError::Config("SimpleStrategy requires a replication_factor strategy option.".into()));
+        return Err(QueryError::Config(
+            "SimpleStrategy requires a replication_factor strategy option.".into(),
+        ));
     }
     out.insert("class".into(), full.into());
     Ok(out)
@@ -90,11 +130,18 @@ fn validate_rf(v: &str) -> QueryResult<()> {
     let full = v.split('/').next().unwrap_or(v);
     match full.trim().parse::<i32>() {
         Ok(n) if n >= 0 => Ok(()),
-        _ => Err(QueryError::Config(format!("Replication factor must be non-negative integer; found {v}"))),
+        _ => Err(QueryError::Config(format!(
+            "Replication factor must be non-negative integer; found {v}"
+        ))),
     }
 }
 
-fn rf_warnings(ks: &str, replication: &BTreeMap<String, String>, nodes: usize, dc: &str) -> Vec<String> {
+fn rf_warnings(
+    ks: &str,
+    replication: &BTreeMap<String, String>,
+    nodes: usize,
+    dc: &str,
+) -> Vec<String> {
     let mut w = vec![];
     for (k, v) in replication {
         if k == "class" {
@@ -120,7 +167,11 @@ pub struct ClusterView<'a> {
     pub local_dc: &'a str,
 }
 
-pub fn create_keyspace(schema: &Schema, st: &CreateKeyspace, view: &ClusterView) -> QueryResult<DdlOutcome> {
+pub fn create_keyspace(
+    schema: &Schema,
+    st: &CreateKeyspace,
+    view: &ClusterView,
+) -> QueryResult<DdlOutcome> {
     if schema.keyspaces.contains_key(&st.name) || is_system_keyspace(&st.name) {
         if st.if_not_exists {
             return Ok(unchanged());
@@ -137,13 +188,26 @@ pub fn create_keyspace(schema: &Schema, st: &CreateKeyspace, view: &ClusterView)
     let mut s = schema.clone();
     s.keyspaces.insert(
         st.name.clone(),
-        Arc::new(Keyspace { name: st.name.clone(), replication, durable_writes, tables: BTreeMap::new(), types: BTreeMap::new() }),
+        Arc::new(Keyspace {
+            name: st.name.clone(),
+            replication,
+            durable_writes,
+            tables: BTreeMap::new(),
+            types: BTreeMap::new(),
+        }),
     );
-    Ok(DdlOutcome { schema: Some(s), change: change("CREATED", SchemaChangeTarget::Keyspace(st.name.clone())), warnings })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change("CREATED", SchemaChangeTarget::Keyspace(st.name.clone())),
+        warnings,
+    })
 }
 
 fn validate_name(name: &str, what: &str) -> QueryResult<()> {
-    if name.is_empty() || name.len() > 48 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if name.is_empty()
+        || name.len() > 48
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return invalid(format!(
             "{what} name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"{name}\")"
         ));
@@ -164,17 +228,26 @@ fn keyspace_options(
                 durable = match option_string(v)?.to_lowercase().as_str() {
                     "true" => true,
                     "false" => false,
-                    other => return Err(QueryError::Syntax(format!("Invalid boolean value {other}"))),
+                    other => {
+                        return Err(QueryError::Syntax(format!("Invalid boolean value {other}")))
+                    }
                 }
             }
             other => return Err(QueryError::Syntax(format!("Unknown property '{other}'"))),
         }
     }
-    let replication = replication.ok_or_else(|| QueryError::Config("Missing mandatory option 'replication'".into()))?;
+    let replication = replication
+        .ok_or_else(|| QueryError::Config("Missing mandatory option 'replication'".into()))?;
     Ok((replication, durable))
 }
 
-pub fn alter_keyspace(schema: &Schema, name: &str, if_exists: bool, options: &[(String, OptionValue)], view: &ClusterView) -> QueryResult<DdlOutcome> {
+pub fn alter_keyspace(
+    schema: &Schema,
+    name: &str,
+    if_exists: bool,
+    options: &[(String, OptionValue)],
+    view: &ClusterView,
+) -> QueryResult<DdlOutcome> {
     let Some(ks) = schema.keyspaces.get(name) else {
         if if_exists {
             return Ok(unchanged());
@@ -188,12 +261,18 @@ pub fn alter_keyspace(schema: &Schema, name: &str, if_exists: bool, options: &[(
     k.replication = replication;
     k.durable_writes = durable_writes;
     s.keyspaces.insert(name.to_string(), Arc::new(k));
-    Ok(DdlOutcome { schema: Some(s), change: change("UPDATED", SchemaChangeTarget::Keyspace(name.into())), warnings })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change("UPDATED", SchemaChangeTarget::Keyspace(name.into())),
+        warnings,
+    })
 }
 
 pub fn drop_keyspace(schema: &Schema, name: &str, if_exists: bool) -> QueryResult<DdlOutcome> {
     if is_system_keyspace(name) {
-        return Err(QueryError::Unauthorized(format!("{name} keyspace is not user-modifiable")));
+        return Err(QueryError::Unauthorized(format!(
+            "{name} keyspace is not user-modifiable"
+        )));
     }
     if !schema.keyspaces.contains_key(name) {
         if if_exists {
@@ -203,13 +282,23 @@ pub fn drop_keyspace(schema: &Schema, name: &str, if_exists: bool) -> QueryResul
     }
     let mut s = schema.clone();
     s.keyspaces.remove(name);
-    Ok(DdlOutcome { schema: Some(s), change: change("DROPPED", SchemaChangeTarget::Keyspace(name.into())), warnings: vec![] })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change("DROPPED", SchemaChangeTarget::Keyspace(name.into())),
+        warnings: vec![],
+    })
 }
 
-fn keyspace_for<'a>(schema: &'a Schema, name: &QualifiedName, current: Option<&str>) -> QueryResult<(&'a Arc<Keyspace>, String)> {
+fn keyspace_for<'a>(
+    schema: &'a Schema,
+    name: &QualifiedName,
+    current: Option<&str>,
+) -> QueryResult<(&'a Arc<Keyspace>, String)> {
     let ks = resolve_keyspace(name, current)?;
     if is_system_keyspace(&ks) {
-        return Err(QueryError::Unauthorized(format!("{ks} keyspace is not user-modifiable")));
+        return Err(QueryError::Unauthorized(format!(
+            "{ks} keyspace is not user-modifiable"
+        )));
     }
     match schema.keyspaces.get(&ks) {
         Some(k) => Ok((k, ks)),
@@ -228,11 +317,19 @@ pub fn resolve_keyspace(name: &QualifiedName, current: Option<&str>) -> QueryRes
 /// Resolves a parsed type against the keyspace's user types.
 pub fn resolve_type(ast: &CqlTypeAst, ks: &Keyspace) -> QueryResult<CqlType> {
     Ok(match ast {
-        CqlTypeAst::Native(n) => CqlType::parse_native(n).ok_or_else(|| QueryError::Invalid(format!("Unknown type {n}")))?,
+        CqlTypeAst::Native(n) => CqlType::parse_native(n)
+            .ok_or_else(|| QueryError::Invalid(format!("Unknown type {n}")))?,
         CqlTypeAst::List(t) => CqlType::List(Box::new(resolve_inner(t, ks)?)),
         CqlTypeAst::Set(t) => CqlType::Set(Box::new(resolve_inner(t, ks)?)),
-        CqlTypeAst::Map(k, v) => CqlType::Map(Box::new(resolve_inner(k, ks)?), Box::new(resolve_inner(v, ks)?)),
-        CqlTypeAst::Tuple(ts) => CqlType::Frozen(Box::new(CqlType::Tuple(ts.iter().map(|t| resolve_inner(t, ks)).collect::<QueryResult<_>>()?))),
+        CqlTypeAst::Map(k, v) => CqlType::Map(
+            Box::new(resolve_inner(k, ks)?),
+            Box::new(resolve_inner(v, ks)?),
+        ),
+        CqlTypeAst::Tuple(ts) => CqlType::Frozen(Box::new(CqlType::Tuple(
+            ts.iter()
+                .map(|t| resolve_inner(t, ks))
+                .collect::<QueryResult<_>>()?,
+        ))),
         CqlTypeAst::Frozen(t) => match resolve_type(t, ks)? {
             CqlType::Frozen(inner) => CqlType::Frozen(inner),
             other => CqlType::Frozen(Box::new(other)),
@@ -262,15 +359,22 @@ pub fn resolve_type(ast: &CqlTypeAst, ks: &Keyspace) -> QueryResult<CqlType> {
 fn resolve_inner(ast: &CqlTypeAst, ks: &Keyspace) -> QueryResult<CqlType> {
     let t = resolve_type(ast, ks)?;
     Ok(match t {
-        CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt(_) => CqlType::Frozen(Box::new(t)),
+        CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt(_) => {
+            CqlType::Frozen(Box::new(t))
+        }
         other => other,
     })
 }
 
-fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)]) -> QueryResult<()> {
+fn apply_table_options(
+    opts: &mut TableOptions,
+    options: &[(String, OptionValue)],
+) -> QueryResult<()> {
     for (k, v) in options {
         let num = |v: &OptionValue| -> QueryResult<f64> {
-            option_string(v)?.parse::<f64>().map_err(|_| QueryError::Syntax(format!("Invalid value for property '{k}'")))
+            option_string(v)?
+                .parse::<f64>()
+                .map_err(|_| QueryError::Syntax(format!("Invalid value for property '{k}'")))
         };
         match k.as_str() {
             "comment" => opts.comment = option_string(v)?,
@@ -292,7 +396,9 @@ fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)
             "gc_grace_seconds" => {
                 let x = num(v)? as i64;
                 if x < 0 {
-                    return Err(QueryError::Config(format!("gc_grace_seconds must be greater than or equal to 0 (got {x})")));
+                    return Err(QueryError::Config(format!(
+                        "gc_grace_seconds must be greater than or equal to 0 (got {x})"
+                    )));
                 }
                 opts.gc_grace_seconds = x as i32;
             }
@@ -304,22 +410,44 @@ fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)
             "read_repair" => opts.read_repair = option_string(v)?.to_uppercase(),
             "memtable" => opts.memtable = option_string(v)?,
             "cdc" => opts.cdc = option_string(v)?.eq_ignore_ascii_case("true"),
-            "allow_auto_snapshot" => opts.allow_auto_snapshot = option_string(v)?.eq_ignore_ascii_case("true"),
-            "incremental_backups" => opts.incremental_backups = option_string(v)?.eq_ignore_ascii_case("true"),
+            "allow_auto_snapshot" => {
+                opts.allow_auto_snapshot = option_string(v)?.eq_ignore_ascii_case("true")
+            }
+            "incremental_backups" => {
+                opts.incremental_backups = option_string(v)?.eq_ignore_ascii_case("true")
+            }
             "caching" => opts.caching = option_map(v)?,
             "compaction" => {
                 let mut m = option_map(v)?;
-                let class = m.remove("class").ok_or_else(|| QueryError::Config("Missing sub-option 'class' for the 'compaction' option.".into()))?;
+                let class = m.remove("class").ok_or_else(|| {
+                    QueryError::Config(
+                        "Missing sub-option 'class' for the 'compaction' option.".into(),
+                    )
+                })?;
                 let full = match class.rsplit('.').next().unwrap_or(&class) {
-                    "SizeTieredCompactionStrategy" => "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy",
-                    "LeveledCompactionStrategy" => "org.apache.cassandra.db.compaction.LeveledCompactionStrategy",
-                    "UnifiedCompactionStrategy" => "org.apache.cassandra.db.compaction.UnifiedCompactionStrategy",
-                    "TimeWindowCompactionStrategy" => "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy",
-                    _ => return Err(QueryError::Config(format!("Unable to find compaction strategy class '{class}'"))),
+                    "SizeTieredCompactionStrategy" => {
+                        "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"
+                    }
+                    "LeveledCompactionStrategy" => {
+                        "org.apache.cassandra.db.compaction.LeveledCompactionStrategy"
+                    }
+                    "UnifiedCompactionStrategy" => {
+                        "org.apache.cassandra.db.compaction.UnifiedCompactionStrategy"
+                    }
+                    "TimeWindowCompactionStrategy" => {
+                        "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy"
+                    }
+                    _ => {
+                        return Err(QueryError::Config(format!(
+                            "Unable to find compaction strategy class '{class}'"
+                        )))
+                    }
                 };
                 if full.ends_with("SizeTieredCompactionStrategy") {
-                    m.entry("max_threshold".into()).or_insert_with(|| "32".into());
-                    m.entry("min_threshold".into()).or_insert_with(|| "4".into());
+                    m.entry("max_threshold".into())
+                        .or_insert_with(|| "32".into());
+                    m.entry("min_threshold".into())
+                        .or_insert_with(|| "4".into());
                 }
                 m.insert("class".into(), full.into());
                 opts.compaction = m;
@@ -327,10 +455,14 @@ fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)
             "compression" => {
                 let mut m = option_map(v)?;
                 if m.get("enabled").map(|e| e == "false").unwrap_or(false) {
-                    opts.compression = [("enabled".to_string(), "false".to_string())].into_iter().collect();
+                    opts.compression = [("enabled".to_string(), "false".to_string())]
+                        .into_iter()
+                        .collect();
                     continue;
                 }
-                let class = m.remove("class").or_else(|| m.remove("sstable_compression"));
+                let class = m
+                    .remove("class")
+                    .or_else(|| m.remove("sstable_compression"));
                 let full = match class.as_deref().map(|c| c.rsplit('.').next().unwrap_or(c)) {
                     None | Some("LZ4Compressor") => "org.apache.cassandra.io.compress.LZ4Compressor",
                     Some("SnappyCompressor") => "org.apache.cassandra.io.compress.SnappyCompressor",
@@ -339,7 +471,10 @@ fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)
                     Some("NoopCompressor") => "org.apache.cassandra.io.compress.NoopCompressor",
                     Some(other) => return Err(QueryError::Config(format!("Could not create Compression for type org.apache.cassandra.io.compress.{other}"))),
                 };
-                let chunk = m.remove("chunk_length_in_kb").or_else(|| m.remove("chunk_length_kb")).unwrap_or_else(|| "16".into());
+                let chunk = m
+                    .remove("chunk_length_in_kb")
+                    .or_else(|| m.remove("chunk_length_kb"))
+                    .unwrap_or_else(|| "16".into());
                 m.insert("chunk_length_in_kb".into(), chunk);
                 m.insert("class".into(), full.into());
                 opts.compression = m;
@@ -352,7 +487,11 @@ fn apply_table_options(opts: &mut TableOptions, options: &[(String, OptionValue)
     Ok(())
 }
 
-pub fn create_table(schema: &Schema, st: &CreateTable, current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn create_table(
+    schema: &Schema,
+    st: &CreateTable,
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let (ks, ks_name) = keyspace_for(schema, &st.name, current)?;
     if ks.tables.contains_key(&st.name.name) {
         if st.if_not_exists {
@@ -361,12 +500,20 @@ pub fn create_table(schema: &Schema, st: &CreateTable, current: Option<&str>) ->
         return Err(QueryError::AlreadyExists {
             keyspace: ks_name.clone(),
             table: st.name.name.clone(),
-            message: format!("Cannot add already existing table \"{}\" to keyspace \"{}\"", st.name.name, ks_name),
+            message: format!(
+                "Cannot add already existing table \"{}\" to keyspace \"{}\"",
+                st.name.name, ks_name
+            ),
         });
     }
     validate_name(&st.name.name, "Table")?;
     // Primary key: from the PRIMARY KEY clause, or a single inline PRIMARY KEY column.
-    let inline: Vec<&str> = st.columns.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect();
+    let inline: Vec<&str> = st
+        .columns
+        .iter()
+        .filter(|c| c.primary_key)
+        .map(|c| c.name.as_str())
+        .collect();
     let (pk, ck): (Vec<String>, Vec<String>) = if !st.partition_key.is_empty() {
         if !inline.is_empty() {
             return invalid("Multiple PRIMARY KEYs specified (exactly one required)");
@@ -375,38 +522,71 @@ pub fn create_table(schema: &Schema, st: &CreateTable, current: Option<&str>) ->
     } else {
         match inline.as_slice() {
             [one] => (vec![one.to_string()], vec![]),
-            [] => return invalid("No PRIMARY KEY specifed for table '".to_string() + &st.name.name + "' (exactly one required)"),
+            [] => {
+                return invalid(
+                    "No PRIMARY KEY specifed for table '".to_string()
+                        + &st.name.name
+                        + "' (exactly one required)",
+                )
+            }
             _ => return invalid("Multiple PRIMARY KEYs specified (exactly one required)"),
         }
     };
     let mut seen = std::collections::HashSet::new();
     for c in &st.columns {
         if !seen.insert(c.name.clone()) {
-            return invalid(format!("Duplicate column '{}' declaration for table {}.{}", c.name, ks_name, st.name.name));
+            return invalid(format!(
+                "Duplicate column '{}' declaration for table {}.{}",
+                c.name, ks_name, st.name.name
+            ));
         }
     }
     let find = |name: &str| st.columns.iter().find(|c| c.name == name);
     let mut columns = vec![];
     for (i, name) in pk.iter().enumerate() {
-        let def = find(name).ok_or_else(|| QueryError::Invalid(format!("Unknown definition {name} referenced in PRIMARY KEY")))?;
+        let def = find(name).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "Unknown definition {name} referenced in PRIMARY KEY"
+            ))
+        })?;
         let ty = resolve_type(&def.ty, ks)?;
         check_key_type(&ty, name, "partition key")?;
         if def.is_static {
-            return invalid(format!("Static column {name} cannot be part of the PRIMARY KEY"));
+            return invalid(format!(
+                "Static column {name} cannot be part of the PRIMARY KEY"
+            ));
         }
-        columns.push(Column { name: name.clone(), ty, kind: ColumnKind::PartitionKey, position: i as i32, reversed: false });
+        columns.push(Column {
+            name: name.clone(),
+            ty,
+            kind: ColumnKind::PartitionKey,
+            position: i as i32,
+            reversed: false,
+        });
     }
     for (i, name) in ck.iter().enumerate() {
         if pk.contains(name) || ck[..i].contains(name) {
             return invalid(format!("Duplicate column '{name}' in PRIMARY KEY"));
         }
-        let def = find(name).ok_or_else(|| QueryError::Invalid(format!("Unknown definition {name} referenced in PRIMARY KEY")))?;
+        let def = find(name).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "Unknown definition {name} referenced in PRIMARY KEY"
+            ))
+        })?;
         let ty = resolve_type(&def.ty, ks)?;
         check_key_type(&ty, name, "clustering key")?;
         if def.is_static {
-            return invalid(format!("Static column {name} cannot be part of the PRIMARY KEY"));
+            return invalid(format!(
+                "Static column {name} cannot be part of the PRIMARY KEY"
+            ));
         }
-        columns.push(Column { name: name.clone(), ty, kind: ColumnKind::Clustering, position: i as i32, reversed: false });
+        columns.push(Column {
+            name: name.clone(),
+            ty,
+            kind: ColumnKind::Clustering,
+            position: i as i32,
+            reversed: false,
+        });
     }
     // CLUSTERING ORDER BY must name clustering columns in order.
     for (i, (name, desc)) in st.clustering_order.iter().enumerate() {
@@ -424,10 +604,23 @@ pub fn create_table(schema: &Schema, st: &CreateTable, current: Option<&str>) ->
         if def.is_static && ck.is_empty() {
             return invalid(format!("Static columns are only useful (and thus allowed) if the table has at least one clustering column"));
         }
-        let kind = if def.is_static { ColumnKind::Static } else { ColumnKind::Regular };
-        columns.push(Column { name: def.name.clone(), ty, kind, position: -1, reversed: false });
+        let kind = if def.is_static {
+            ColumnKind::Static
+        } else {
+            ColumnKind::Regular
+        };
+        columns.push(Column {
+            name: def.name.clone(),
+            ty,
+            kind,
+            position: -1,
+            reversed: false,
+        });
     }
-    let counters = columns.iter().filter(|c| !c.is_primary_key() && c.ty.is_counter()).count();
+    let counters = columns
+        .iter()
+        .filter(|c| !c.is_primary_key() && c.ty.is_counter())
+        .count();
     let non_key = columns.iter().filter(|c| !c.is_primary_key()).count();
     if counters > 0 && counters != non_key {
         return invalid("Cannot mix counter and non counter columns in the same table");
@@ -454,24 +647,42 @@ pub fn create_table(schema: &Schema, st: &CreateTable, current: Option<&str>) ->
     let mut k = (**ks).clone();
     k.tables.insert(table.name.clone(), Arc::new(table));
     s.keyspaces.insert(ks_name.clone(), Arc::new(k));
-    Ok(DdlOutcome { schema: Some(s), change: change("CREATED", SchemaChangeTarget::Table(ks_name, st.name.name.clone())), warnings: vec![] })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change(
+            "CREATED",
+            SchemaChangeTarget::Table(ks_name, st.name.name.clone()),
+        ),
+        warnings: vec![],
+    })
 }
 
 fn check_key_type(ty: &CqlType, name: &str, what: &str) -> QueryResult<()> {
     if ty.is_multicell() {
-        return invalid(format!("Invalid non-frozen collection type {} for PRIMARY KEY component {name}", ty.cql_name()));
+        return invalid(format!(
+            "Invalid non-frozen collection type {} for PRIMARY KEY component {name}",
+            ty.cql_name()
+        ));
     }
     if ty.is_counter() {
-        return invalid(format!("counter type is not supported for PRIMARY KEY column '{name}'"));
+        return invalid(format!(
+            "counter type is not supported for PRIMARY KEY column '{name}'"
+        ));
     }
     if matches!(ty, CqlType::Duration) {
-        return invalid(format!("duration type is not supported for PRIMARY KEY column '{name}'"));
+        return invalid(format!(
+            "duration type is not supported for PRIMARY KEY column '{name}'"
+        ));
     }
     let _ = what;
     Ok(())
 }
 
-fn table_for<'a>(schema: &'a Schema, name: &QualifiedName, current: Option<&str>) -> QueryResult<Option<(&'a Arc<Keyspace>, &'a Arc<Table>)>> {
+fn table_for<'a>(
+    schema: &'a Schema,
+    name: &QualifiedName,
+    current: Option<&str>,
+) -> QueryResult<Option<(&'a Arc<Keyspace>, &'a Arc<Table>)>> {
     let (ks, _) = keyspace_for(schema, name, current)?;
     Ok(ks.tables.get(&name.name).map(|t| (ks, t)))
 }
@@ -484,12 +695,23 @@ fn replace_table(schema: &Schema, table: Table) -> Schema {
     s
 }
 
-pub fn alter_table(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &AlterTableOp, current: Option<&str>, now_micros: i64) -> QueryResult<DdlOutcome> {
+pub fn alter_table(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_exists: bool,
+    op: &AlterTableOp,
+    current: Option<&str>,
+    now_micros: i64,
+) -> QueryResult<DdlOutcome> {
     let Some((ks, table)) = table_for(schema, name, current)? else {
         if if_exists {
             return Ok(unchanged());
         }
-        return invalid(format!("Table '{}.{}' doesn't exist", resolve_keyspace(name, current)?, name.name));
+        return invalid(format!(
+            "Table '{}.{}' doesn't exist",
+            resolve_keyspace(name, current)?,
+            name.name
+        ));
     };
     let mut t = (**table).clone();
     match op {
@@ -510,8 +732,18 @@ pub fn alter_table(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &
                         return invalid(format!("Cannot re-add previously dropped column '{}' of type {}, incompatible with previous type {}", def.name, ty.cql_name(), old.cql_name()));
                     }
                 }
-                let kind = if def.is_static { ColumnKind::Static } else { ColumnKind::Regular };
-                t.columns.push(Column { name: def.name.clone(), ty, kind, position: -1, reversed: false });
+                let kind = if def.is_static {
+                    ColumnKind::Static
+                } else {
+                    ColumnKind::Regular
+                };
+                t.columns.push(Column {
+                    name: def.name.clone(),
+                    ty,
+                    kind,
+                    position: -1,
+                    reversed: false,
+                });
             }
         }
         AlterTableOp::Drop(names) => {
@@ -540,30 +772,64 @@ pub fn alter_table(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &
                 t.columns[i].name = to.clone();
             }
         }
-        AlterTableOp::AlterType(..) => return invalid("Altering column types is no longer supported"),
+        AlterTableOp::AlterType(..) => {
+            return invalid("Altering column types is no longer supported")
+        }
         AlterTableOp::With(options) => apply_table_options(&mut t.options, options)?,
     }
     t.normalize();
-    let change = change("UPDATED", SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()));
-    Ok(DdlOutcome { schema: Some(replace_table(schema, t)), change, warnings: vec![] })
+    let change = change(
+        "UPDATED",
+        SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()),
+    );
+    Ok(DdlOutcome {
+        schema: Some(replace_table(schema, t)),
+        change,
+        warnings: vec![],
+    })
 }
 
-pub fn drop_table(schema: &Schema, name: &QualifiedName, if_exists: bool, current: Option<&str>) -> QueryResult<(DdlOutcome, Option<Uuid>)> {
+pub fn drop_table(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_exists: bool,
+    current: Option<&str>,
+) -> QueryResult<(DdlOutcome, Option<Uuid>)> {
     let Some((_, table)) = table_for(schema, name, current)? else {
         if if_exists {
             return Ok((unchanged(), None));
         }
-        return invalid(format!("Table '{}.{}' doesn't exist", resolve_keyspace(name, current)?, name.name));
+        return invalid(format!(
+            "Table '{}.{}' doesn't exist",
+            resolve_keyspace(name, current)?,
+            name.name
+        ));
     };
     let mut s = schema.clone();
     let mut k = (*s.keyspaces[&table.keyspace]).clone();
     k.tables.remove(&table.name);
     s.keyspaces.insert(k.name.clone(), Arc::new(k));
-    let ch = change("DROPPED", SchemaChangeTarget::Table(table.keyspace.clone(), table.name.clone()));
-    Ok((DdlOutcome { schema: Some(s), change: ch, warnings: vec![] }, Some(table.id)))
+    let ch = change(
+        "DROPPED",
+        SchemaChangeTarget::Table(table.keyspace.clone(), table.name.clone()),
+    );
+    Ok((
+        DdlOutcome {
+            schema: Some(s),
+            change: ch,
+            warnings: vec![],
+        },
+        Some(table.id),
+    ))
 }
 
-pub fn create_type(schema: &Schema, name: &QualifiedName, if_not_exists: bool, fields: &[(String, CqlTypeAst)], current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn create_type(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_not_exists: bool,
+    fields: &[(String, CqlTypeAst)],
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let (ks, ks_name) = keyspace_for(schema, name, current)?;
     if ks.types.contains_key(&name.name) {
         if if_not_exists {
@@ -591,17 +857,41 @@ pub fn create_type(schema: &Schema, name: &QualifiedName, if_not_exists: bool, f
     }
     let mut s = schema.clone();
     let mut k = (**ks).clone();
-    k.types.insert(name.name.clone(), UdtDef { keyspace: ks_name.clone(), name: name.name.clone(), fields: resolved });
+    k.types.insert(
+        name.name.clone(),
+        UdtDef {
+            keyspace: ks_name.clone(),
+            name: name.name.clone(),
+            fields: resolved,
+        },
+    );
     s.keyspaces.insert(ks_name.clone(), Arc::new(k));
-    Ok(DdlOutcome { schema: Some(s), change: change("CREATED", SchemaChangeTarget::Type(ks_name, name.name.clone())), warnings: vec![] })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change(
+            "CREATED",
+            SchemaChangeTarget::Type(ks_name, name.name.clone()),
+        ),
+        warnings: vec![],
+    })
 }
 
 /// Replaces every use of a UDT in the keyspace's tables and types with its new definition.
 fn propagate_udt(k: &mut Keyspace, def: &UdtDef) {
     fn fix(t: &CqlType, def: &UdtDef) -> CqlType {
         match t {
-            CqlType::Udt(u) if u.name == def.name && u.keyspace == def.keyspace => CqlType::Udt(def.clone()),
-            CqlType::Udt(u) => CqlType::Udt(UdtDef { keyspace: u.keyspace.clone(), name: u.name.clone(), fields: u.fields.iter().map(|(n, t)| (n.clone(), fix(t, def))).collect() }),
+            CqlType::Udt(u) if u.name == def.name && u.keyspace == def.keyspace => {
+                CqlType::Udt(def.clone())
+            }
+            CqlType::Udt(u) => CqlType::Udt(UdtDef {
+                keyspace: u.keyspace.clone(),
+                name: u.name.clone(),
+                fields: u
+                    .fields
+                    .iter()
+                    .map(|(n, t)| (n.clone(), fix(t, def)))
+                    .collect(),
+            }),
             CqlType::List(e) => CqlType::List(Box::new(fix(e, def))),
             CqlType::Set(e) => CqlType::Set(Box::new(fix(e, def))),
             CqlType::Map(a, b) => CqlType::Map(Box::new(fix(a, def)), Box::new(fix(b, def))),
@@ -627,7 +917,13 @@ fn propagate_udt(k: &mut Keyspace, def: &UdtDef) {
     }
 }
 
-pub fn alter_type(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &AlterTypeOp, current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn alter_type(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_exists: bool,
+    op: &AlterTypeOp,
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let (ks, ks_name) = keyspace_for(schema, name, current)?;
     let Some(old) = ks.types.get(&name.name) else {
         if if_exists {
@@ -646,7 +942,10 @@ pub fn alter_type(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &A
         AlterTypeOp::Rename(pairs) => {
             for (from, to) in pairs {
                 let Some(p) = def.fields.iter().position(|(n, _)| n == from) else {
-                    return invalid(format!("Unkown field {from} in user type {ks_name}.{}", name.name));
+                    return invalid(format!(
+                        "Unkown field {from} in user type {ks_name}.{}",
+                        name.name
+                    ));
                 };
                 def.fields[p].0 = to.clone();
             }
@@ -657,10 +956,22 @@ pub fn alter_type(schema: &Schema, name: &QualifiedName, if_exists: bool, op: &A
     k.types.insert(name.name.clone(), def.clone());
     propagate_udt(&mut k, &def);
     s.keyspaces.insert(ks_name.clone(), Arc::new(k));
-    Ok(DdlOutcome { schema: Some(s), change: change("UPDATED", SchemaChangeTarget::Type(ks_name, name.name.clone())), warnings: vec![] })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change(
+            "UPDATED",
+            SchemaChangeTarget::Type(ks_name, name.name.clone()),
+        ),
+        warnings: vec![],
+    })
 }
 
-pub fn drop_type(schema: &Schema, name: &QualifiedName, if_exists: bool, current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn drop_type(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_exists: bool,
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let (ks, ks_name) = keyspace_for(schema, name, current)?;
     if !ks.types.contains_key(&name.name) {
         if if_exists {
@@ -671,38 +982,70 @@ pub fn drop_type(schema: &Schema, name: &QualifiedName, if_exists: bool, current
     for t in ks.tables.values() {
         for c in &t.columns {
             if c.ty.references_udt(&ks_name, &name.name) {
-                return invalid(format!("Cannot drop user type {ks_name}.{} as it is still used by table {}", name.name, t.name));
+                return invalid(format!(
+                    "Cannot drop user type {ks_name}.{} as it is still used by table {}",
+                    name.name, t.name
+                ));
             }
         }
     }
     for (other, u) in &ks.types {
         if other != &name.name && CqlType::Udt(u.clone()).references_udt(&ks_name, &name.name) {
-            return invalid(format!("Cannot drop user type {ks_name}.{} as it is still used by user type {other}", name.name));
+            return invalid(format!(
+                "Cannot drop user type {ks_name}.{} as it is still used by user type {other}",
+                name.name
+            ));
         }
     }
     let mut s = schema.clone();
     let mut k = (**ks).clone();
     k.types.remove(&name.name);
     s.keyspaces.insert(ks_name.clone(), Arc::new(k));
-    Ok(DdlOutcome { schema: Some(s), change: change("DROPPED", SchemaChangeTarget::Type(ks_name, name.name.clone())), warnings: vec![] })
+    Ok(DdlOutcome {
+        schema: Some(s),
+        change: change(
+            "DROPPED",
+            SchemaChangeTarget::Type(ks_name, name.name.clone()),
+        ),
+        warnings: vec![],
+    })
 }
 
-pub fn create_index(schema: &Schema, st: &CreateIndex, current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn create_index(
+    schema: &Schema,
+    st: &CreateIndex,
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let Some((ks, table)) = table_for(schema, &st.table, current)? else {
-        return invalid(format!("Table '{}.{}' doesn't exist", resolve_keyspace(&st.table, current)?, st.table.name));
+        return invalid(format!(
+            "Table '{}.{}' doesn't exist",
+            resolve_keyspace(&st.table, current)?,
+            st.table.name
+        ));
     };
     let Some(col) = table.column(&st.column) else {
         return invalid(format!("Undefined column name {}", st.column));
     };
-    let name = st.name.clone().unwrap_or_else(|| format!("{}_{}_idx", table.name, st.column));
-    if ks.tables.values().any(|t| t.indexes.iter().any(|i| i.name == name)) {
+    let name = st
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}_{}_idx", table.name, st.column));
+    if ks
+        .tables
+        .values()
+        .any(|t| t.indexes.iter().any(|i| i.name == name))
+    {
         if st.if_not_exists {
             return Ok(unchanged());
         }
-        return Err(QueryError::Invalid(format!("Index '{name}' already exists")));
+        return Err(QueryError::Invalid(format!(
+            "Index '{name}' already exists"
+        )));
     }
     let target = match st.kind {
-        IndexTargetKind::Simple if col.ty.is_collection() && col.ty.is_multicell() => format!("values({})", col.name),
+        IndexTargetKind::Simple if col.ty.is_collection() && col.ty.is_multicell() => {
+            format!("values({})", col.name)
+        }
         IndexTargetKind::Simple => quote(&col.name),
         IndexTargetKind::Keys => format!("keys({})", col.name),
         IndexTargetKind::Values => format!("values({})", col.name),
@@ -713,7 +1056,9 @@ pub fn create_index(schema: &Schema, st: &CreateIndex, current: Option<&str>) ->
     options.insert("target".into(), target);
     let kind = if st.custom || st.using.is_some() {
         let class = match st.using.as_deref().map(|u| u.to_ascii_lowercase()) {
-            Some(u) if u == "sai" || u.ends_with("storageattachedindex") => "org.apache.cassandra.index.sai.StorageAttachedIndex".to_string(),
+            Some(u) if u == "sai" || u.ends_with("storageattachedindex") => {
+                "org.apache.cassandra.index.sai.StorageAttachedIndex".to_string()
+            }
             Some(_) => st.using.clone().unwrap_or_default(),
             None => return invalid("CUSTOM index requires specifying the index class"),
         };
@@ -723,21 +1068,38 @@ pub fn create_index(schema: &Schema, st: &CreateIndex, current: Option<&str>) ->
         "COMPOSITES"
     };
     let mut t = (**table).clone();
-    t.indexes.push(IndexDef { name, kind: kind.into(), options });
-    let change = change("UPDATED", SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()));
-    Ok(DdlOutcome { schema: Some(replace_table(schema, t)), change, warnings: vec![] })
+    t.indexes.push(IndexDef {
+        name,
+        kind: kind.into(),
+        options,
+    });
+    let change = change(
+        "UPDATED",
+        SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()),
+    );
+    Ok(DdlOutcome {
+        schema: Some(replace_table(schema, t)),
+        change,
+        warnings: vec![],
+    })
 }
 
 fn quote(name: &str) -> String {
     sibyl_cql::quote_identifier_if_needed(name)
 }
 
-pub fn drop_index(schema: &Schema, name: &QualifiedName, if_exists: bool, current: Option<&str>) -> QueryResult<DdlOutcome> {
+pub fn drop_index(
+    schema: &Schema,
+    name: &QualifiedName,
+    if_exists: bool,
+    current: Option<&str>,
+) -> QueryResult<DdlOutcome> {
     let ks_name = resolve_keyspace(name, current)?;
-    let table = schema
-        .keyspaces
-        .get(&ks_name)
-        .and_then(|k| k.tables.values().find(|t| t.indexes.iter().any(|i| i.name == name.name)));
+    let table = schema.keyspaces.get(&ks_name).and_then(|k| {
+        k.tables
+            .values()
+            .find(|t| t.indexes.iter().any(|i| i.name == name.name))
+    });
     let Some(table) = table else {
         if if_exists {
             return Ok(unchanged());
@@ -746,8 +1108,15 @@ pub fn drop_index(schema: &Schema, name: &QualifiedName, if_exists: bool, curren
     };
     let mut t = (**table).clone();
     t.indexes.retain(|i| i.name != name.name);
-    let change = change("UPDATED", SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()));
-    Ok(DdlOutcome { schema: Some(replace_table(schema, t)), change, warnings: vec![] })
+    let change = change(
+        "UPDATED",
+        SchemaChangeTarget::Table(t.keyspace.clone(), t.name.clone()),
+    );
+    Ok(DdlOutcome {
+        schema: Some(replace_table(schema, t)),
+        change,
+        warnings: vec![],
+    })
 }
 
 /// A schema version that depends only on the schema's content, so that nodes with the same

@@ -18,17 +18,34 @@ fn cql_string(s: &str) -> String {
 }
 
 fn map_literal(m: &std::collections::BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", cql_string(k), cql_string(v))).collect();
+    let parts: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{}: {}", cql_string(k), cql_string(v)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
 pub fn keyspace_cql(ks: &Keyspace) -> String {
-    format!("CREATE KEYSPACE {} WITH replication = {}  AND durable_writes = {};", q(&ks.name), map_literal(&ks.replication), ks.durable_writes)
+    format!(
+        "CREATE KEYSPACE {} WITH replication = {}  AND durable_writes = {};",
+        q(&ks.name),
+        map_literal(&ks.replication),
+        ks.durable_writes
+    )
 }
 
 pub fn type_cql(u: &UdtDef) -> String {
-    let fields: Vec<String> = u.fields.iter().map(|(n, t)| format!("    {} {}", q(n), t.cql_name())).collect();
-    format!("CREATE TYPE {}.{} (\n{}\n);", q(&u.keyspace), q(&u.name), fields.join(",\n"))
+    let fields: Vec<String> = u
+        .fields
+        .iter()
+        .map(|(n, t)| format!("    {} {}", q(n), t.cql_name()))
+        .collect();
+    format!(
+        "CREATE TYPE {}.{} (\n{}\n);",
+        q(&u.keyspace),
+        q(&u.name),
+        fields.join(",\n")
+    )
 }
 
 pub fn table_cql(t: &Table) -> String {
@@ -49,7 +66,11 @@ pub fn table_cql(t: &Table) -> String {
         s.push('\n');
     } else {
         let pk: Vec<String> = t.partition_key().iter().map(|c| q(&c.name)).collect();
-        let pk = if pk.len() == 1 { pk[0].clone() } else { format!("({})", pk.join(", ")) };
+        let pk = if pk.len() == 1 {
+            pk[0].clone()
+        } else {
+            format!("({})", pk.join(", "))
+        };
         let mut parts = vec![pk];
         parts.extend(t.clustering().iter().map(|c| q(&c.name)));
         let _ = writeln!(s, "    PRIMARY KEY ({})", parts.join(", "));
@@ -57,13 +78,23 @@ pub fn table_cql(t: &Table) -> String {
     s.push_str(") WITH ");
     let mut opts = vec![];
     if t.clustering_count > 0 {
-        let order: Vec<String> = t.clustering().iter().map(|c| format!("{} {}", q(&c.name), if c.reversed { "DESC" } else { "ASC" })).collect();
+        let order: Vec<String> = t
+            .clustering()
+            .iter()
+            .map(|c| format!("{} {}", q(&c.name), if c.reversed { "DESC" } else { "ASC" }))
+            .collect();
         opts.push(format!("CLUSTERING ORDER BY ({})", order.join(", ")));
     }
     let o = &t.options;
-    opts.push(format!("additional_write_policy = {}", cql_string(&o.additional_write_policy)));
+    opts.push(format!(
+        "additional_write_policy = {}",
+        cql_string(&o.additional_write_policy)
+    ));
     opts.push(format!("allow_auto_snapshot = {}", o.allow_auto_snapshot));
-    opts.push(format!("bloom_filter_fp_chance = {}", o.bloom_filter_fp_chance));
+    opts.push(format!(
+        "bloom_filter_fp_chance = {}",
+        o.bloom_filter_fp_chance
+    ));
     opts.push(format!("caching = {}", map_literal(&o.caching)));
     opts.push(format!("cdc = {}", o.cdc));
     opts.push(format!("comment = {}", cql_string(&o.comment)));
@@ -76,20 +107,41 @@ pub fn table_cql(t: &Table) -> String {
     opts.push(format!("gc_grace_seconds = {}", o.gc_grace_seconds));
     opts.push(format!("incremental_backups = {}", o.incremental_backups));
     opts.push(format!("max_index_interval = {}", o.max_index_interval));
-    opts.push(format!("memtable_flush_period_in_ms = {}", o.memtable_flush_period_in_ms));
+    opts.push(format!(
+        "memtable_flush_period_in_ms = {}",
+        o.memtable_flush_period_in_ms
+    ));
     opts.push(format!("min_index_interval = {}", o.min_index_interval));
     opts.push(format!("read_repair = {}", cql_string(&o.read_repair)));
-    opts.push(format!("speculative_retry = {}", cql_string(&o.speculative_retry)));
+    opts.push(format!(
+        "speculative_retry = {}",
+        cql_string(&o.speculative_retry)
+    ));
     s.push_str(&opts.join("\n    AND "));
     s.push(';');
     for i in &t.indexes {
         let target = i.options.get("target").cloned().unwrap_or_default();
         match i.options.get("class_name") {
             Some(class) => {
-                let _ = write!(s, "\n\nCREATE CUSTOM INDEX {} ON {}.{} ({}) USING {};", q(&i.name), q(&t.keyspace), q(&t.name), target, cql_string(class));
+                let _ = write!(
+                    s,
+                    "\n\nCREATE CUSTOM INDEX {} ON {}.{} ({}) USING {};",
+                    q(&i.name),
+                    q(&t.keyspace),
+                    q(&t.name),
+                    target,
+                    cql_string(class)
+                );
             }
             None => {
-                let _ = write!(s, "\n\nCREATE INDEX {} ON {}.{} ({});", q(&i.name), q(&t.keyspace), q(&t.name), target);
+                let _ = write!(
+                    s,
+                    "\n\nCREATE INDEX {} ON {}.{} ({});",
+                    q(&i.name),
+                    q(&t.keyspace),
+                    q(&t.name),
+                    target
+                );
             }
         }
     }
@@ -105,9 +157,32 @@ fn result(rows: Vec<(String, String, String, String)>) -> Outcome {
         w.finish_row();
     }
     let (row_count, content) = w.finish();
-    let col = |n: &str| ColumnSpec { keyspace: String::new(), table: String::new(), name: n.into(), ty: CqlType::Text };
-    let metadata = RowsMetadata { columns: vec![col("keyspace_name"), col("type"), col("name"), col("create_statement")], paging_state: None, no_metadata: false, new_metadata_id: None };
-    Outcome { body: ResultBody::Rows(Rows { metadata, row_count, content }), warnings: vec![], schema_change: None }
+    let col = |n: &str| ColumnSpec {
+        keyspace: String::new(),
+        table: String::new(),
+        name: n.into(),
+        ty: CqlType::Text,
+    };
+    let metadata = RowsMetadata {
+        columns: vec![
+            col("keyspace_name"),
+            col("type"),
+            col("name"),
+            col("create_statement"),
+        ],
+        paging_state: None,
+        no_metadata: false,
+        new_metadata_id: None,
+    };
+    Outcome {
+        body: ResultBody::Rows(Rows {
+            metadata,
+            row_count,
+            content,
+        }),
+        warnings: vec![],
+        schema_change: None,
+    }
 }
 
 fn ident(s: &str) -> String {
@@ -119,10 +194,16 @@ fn ident(s: &str) -> String {
 }
 
 /// Answers DESCRIBE statements; None when the query is not one.
-pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryResult<Option<Outcome>> {
+pub fn try_describe(
+    node: &Node,
+    keyspace: Option<&str>,
+    query: &str,
+) -> QueryResult<Option<Outcome>> {
     let text = query.trim().trim_end_matches(';').trim();
     let words: Vec<&str> = text.split_whitespace().collect();
-    let Some(first) = words.first() else { return Ok(None) };
+    let Some(first) = words.first() else {
+        return Ok(None);
+    };
     if !first.eq_ignore_ascii_case("describe") && !first.eq_ignore_ascii_case("desc") {
         return Ok(None);
     }
@@ -139,8 +220,25 @@ pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryRe
     let system_names = ["system", "system_schema", "system_virtual_schema"];
     let out = match what.as_str() {
         "keyspaces" => {
-            let mut rows: Vec<_> = system_names.iter().map(|k| (k.to_string(), "keyspace".into(), k.to_string(), String::new())).collect();
-            rows.extend(user_keyspaces().iter().map(|k| (k.name.clone(), "keyspace".into(), k.name.clone(), String::new())));
+            let mut rows: Vec<_> = system_names
+                .iter()
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        "keyspace".into(),
+                        k.to_string(),
+                        String::new(),
+                    )
+                })
+                .collect();
+            rows.extend(user_keyspaces().iter().map(|k| {
+                (
+                    k.name.clone(),
+                    "keyspace".into(),
+                    k.name.clone(),
+                    String::new(),
+                )
+            }));
             rows.sort();
             result(rows)
         }
@@ -150,7 +248,11 @@ pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryRe
                 if keyspace.is_some_and(|k| k != ks.name) {
                     continue;
                 }
-                rows.extend(ks.tables.keys().map(|t| (ks.name.clone(), "table".into(), t.clone(), String::new())));
+                rows.extend(
+                    ks.tables
+                        .keys()
+                        .map(|t| (ks.name.clone(), "table".into(), t.clone(), String::new())),
+                );
             }
             result(rows)
         }
@@ -160,26 +262,54 @@ pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryRe
                 if keyspace.is_some_and(|k| k != ks.name) {
                     continue;
                 }
-                rows.extend(ks.types.keys().map(|t| (ks.name.clone(), "type".into(), t.clone(), String::new())));
+                rows.extend(
+                    ks.types
+                        .keys()
+                        .map(|t| (ks.name.clone(), "type".into(), t.clone(), String::new())),
+                );
             }
             result(rows)
         }
         "functions" | "aggregates" => result(vec![]),
         "cluster" => {
             let mut w = RowsWriter::new();
-            for v in [node.local.cluster_name.as_str(), crate::system_tables::PARTITIONER, "org.apache.cassandra.locator.SimpleSnitch"] {
+            for v in [
+                node.local.cluster_name.as_str(),
+                crate::system_tables::PARTITIONER,
+                "org.apache.cassandra.locator.SimpleSnitch",
+            ] {
                 w.push_cell(Some(v.as_bytes()));
             }
             w.finish_row();
             let (row_count, content) = w.finish();
-            let col = |n: &str| ColumnSpec { keyspace: String::new(), table: String::new(), name: n.into(), ty: CqlType::Text };
-            let metadata = RowsMetadata { columns: vec![col("cluster"), col("partitioner"), col("snitch")], paging_state: None, no_metadata: false, new_metadata_id: None };
-            Outcome { body: ResultBody::Rows(Rows { metadata, row_count, content }), warnings: vec![], schema_change: None }
+            let col = |n: &str| ColumnSpec {
+                keyspace: String::new(),
+                table: String::new(),
+                name: n.into(),
+                ty: CqlType::Text,
+            };
+            let metadata = RowsMetadata {
+                columns: vec![col("cluster"), col("partitioner"), col("snitch")],
+                paging_state: None,
+                no_metadata: false,
+                new_metadata_id: None,
+            };
+            Outcome {
+                body: ResultBody::Rows(Rows {
+                    metadata,
+                    row_count,
+                    content,
+                }),
+                warnings: vec![],
+                schema_change: None,
+            }
         }
         "keyspace" | "schema" | "full" => {
             let targets: Vec<_> = if what == "keyspace" {
                 let name = arg.map(ident).or(keyspace.map(String::from));
-                let Some(name) = name else { return invalid("No keyspace specified and no current keyspace") };
+                let Some(name) = name else {
+                    return invalid("No keyspace specified and no current keyspace");
+                };
                 match schema.keyspaces.get(&name) {
                     Some(k) => vec![k.clone()],
                     None => return invalid(format!("'{name}' not found in keyspaces")),
@@ -189,29 +319,47 @@ pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryRe
             };
             let mut rows = vec![];
             for ks in targets {
-                rows.push((ks.name.clone(), "keyspace".into(), ks.name.clone(), keyspace_cql(&ks)));
+                rows.push((
+                    ks.name.clone(),
+                    "keyspace".into(),
+                    ks.name.clone(),
+                    keyspace_cql(&ks),
+                ));
                 for u in ks.types.values() {
                     rows.push((ks.name.clone(), "type".into(), u.name.clone(), type_cql(u)));
                 }
                 for t in ks.tables.values() {
-                    rows.push((ks.name.clone(), "table".into(), t.name.clone(), table_cql(t)));
+                    rows.push((
+                        ks.name.clone(),
+                        "table".into(),
+                        t.name.clone(),
+                        table_cql(t),
+                    ));
                 }
             }
             result(rows)
         }
         "table" | "columnfamily" => {
-            let Some(arg) = arg else { return invalid("DESCRIBE TABLE requires a table name") };
+            let Some(arg) = arg else {
+                return invalid("DESCRIBE TABLE requires a table name");
+            };
             let (k, t) = split(arg);
-            let Some(k) = k.or(keyspace.map(String::from)) else { return invalid("No keyspace specified and no current keyspace") };
+            let Some(k) = k.or(keyspace.map(String::from)) else {
+                return invalid("No keyspace specified and no current keyspace");
+            };
             match schema.table(&k, &t) {
                 Some(tab) => result(vec![(k.clone(), "table".into(), t.clone(), table_cql(tab))]),
                 None => return invalid(format!("'{t}' not found in keyspace '{k}'")),
             }
         }
         "type" => {
-            let Some(arg) = arg else { return invalid("DESCRIBE TYPE requires a type name") };
+            let Some(arg) = arg else {
+                return invalid("DESCRIBE TYPE requires a type name");
+            };
             let (k, t) = split(arg);
-            let Some(k) = k.or(keyspace.map(String::from)) else { return invalid("No keyspace specified and no current keyspace") };
+            let Some(k) = k.or(keyspace.map(String::from)) else {
+                return invalid("No keyspace specified and no current keyspace");
+            };
             match schema.keyspaces.get(&k).and_then(|ks| ks.types.get(&t)) {
                 Some(u) => result(vec![(k.clone(), "type".into(), t.clone(), type_cql(u))]),
                 None => return invalid(format!("'{t}' not found in keyspace '{k}'")),
@@ -225,7 +373,9 @@ pub fn try_describe(node: &Node, keyspace: Option<&str>, query: &str) -> QueryRe
                     return try_describe(node, keyspace, &format!("DESCRIBE KEYSPACE {}", ks.name));
                 }
             }
-            let Some(k) = k.or(keyspace.map(String::from)) else { return invalid(format!("'{t}' not found in keyspaces")) };
+            let Some(k) = k.or(keyspace.map(String::from)) else {
+                return invalid(format!("'{t}' not found in keyspaces"));
+            };
             match schema.table(&k, &t) {
                 Some(tab) => result(vec![(k.clone(), "table".into(), t.clone(), table_cql(tab))]),
                 None => return invalid(format!("'{t}' not found in keyspace '{k}'")),

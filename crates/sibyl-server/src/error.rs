@@ -1,8 +1,8 @@
 //! Errors a request can end with, in Cassandra's classes; mapped to protocol error bodies at the edge.
 
 use bytes::Bytes;
-use sibyl_protocol::messages::{ErrorBody, ErrorDetails};
 use sibyl_protocol::error_code;
+use sibyl_protocol::messages::{ErrorBody, ErrorDetails};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -13,7 +13,11 @@ pub enum QueryError {
     #[error("{0}")]
     Config(String),
     #[error("{message}")]
-    AlreadyExists { keyspace: String, table: String, message: String },
+    AlreadyExists {
+        keyspace: String,
+        table: String,
+        message: String,
+    },
     #[error("Prepared query with ID {0:?} not found")]
     Unprepared(Bytes),
     #[error("{0}")]
@@ -57,18 +61,28 @@ impl QueryError {
             QueryError::Syntax(_) => (error_code::SYNTAX_ERROR, ErrorDetails::None),
             QueryError::Invalid(_) => (error_code::INVALID, ErrorDetails::None),
             QueryError::Config(_) => (error_code::CONFIG_ERROR, ErrorDetails::None),
-            QueryError::AlreadyExists { keyspace, table, .. } => (
+            QueryError::AlreadyExists {
+                keyspace, table, ..
+            } => (
                 error_code::ALREADY_EXISTS,
-                ErrorDetails::AlreadyExists { keyspace: keyspace.clone(), table: table.clone() },
+                ErrorDetails::AlreadyExists {
+                    keyspace: keyspace.clone(),
+                    table: table.clone(),
+                },
             ),
-            QueryError::Unprepared(id) => {
-                (error_code::UNPREPARED, ErrorDetails::Unprepared { id: id.clone() })
-            }
+            QueryError::Unprepared(id) => (
+                error_code::UNPREPARED,
+                ErrorDetails::Unprepared { id: id.clone() },
+            ),
             QueryError::Protocol(_) => (error_code::PROTOCOL_ERROR, ErrorDetails::None),
             QueryError::Server(_) => (error_code::SERVER_ERROR, ErrorDetails::None),
             QueryError::Truncate(_) => (error_code::TRUNCATE_ERROR, ErrorDetails::None),
             QueryError::Unauthorized(_) => (error_code::UNAUTHORIZED, ErrorDetails::None),
         };
-        ErrorBody { code: code as i32, message, details }
+        ErrorBody {
+            code: code as i32,
+            message,
+            details,
+        }
     }
 }

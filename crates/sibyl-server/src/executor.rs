@@ -6,10 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use sibyl_cql::ast::{
-    Assignment, BatchChild, BindMarker, ColumnTarget, Conditions, InsertValues, Operator, Relation, RelationLhs, Selector,
-    Statement, Term, UsingClause,
+    Assignment, BatchChild, BindMarker, ColumnTarget, Conditions, InsertValues, Operator, Relation,
+    RelationLhs, Selector, Statement, Term, UsingClause,
 };
-use sibyl_protocol::messages::{BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows, RowsMetadata, SchemaChange, Values};
+use sibyl_protocol::messages::{
+    BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows,
+    RowsMetadata, SchemaChange, Values,
+};
 use sibyl_storage::model::Mutation;
 use sibyl_types::CqlType;
 
@@ -50,7 +53,11 @@ pub struct Outcome {
 
 impl Outcome {
     fn body(body: ResultBody) -> Self {
-        Outcome { body, warnings: vec![], schema_change: None }
+        Outcome {
+            body,
+            warnings: vec![],
+            schema_change: None,
+        }
     }
 }
 
@@ -83,8 +90,16 @@ struct Binder<'a> {
 
 impl<'a> Binder<'a> {
     fn spec(&self, name: &str, ty: CqlType) -> ColumnSpec {
-        let (ks, t) = self.table.map(|t| (t.keyspace.clone(), t.name.clone())).unwrap_or_default();
-        ColumnSpec { keyspace: ks, table: t, name: name.to_string(), ty }
+        let (ks, t) = self
+            .table
+            .map(|t| (t.keyspace.clone(), t.name.clone()))
+            .unwrap_or_default();
+        ColumnSpec {
+            keyspace: ks,
+            table: t,
+            name: name.to_string(),
+            ty,
+        }
     }
 
     fn record(&mut self, idx: usize, name: &str, ty: CqlType, marker_name: Option<String>) {
@@ -141,7 +156,12 @@ impl<'a> Binder<'a> {
             Term::Udt(fields) => {
                 for (f, it) in fields {
                     let t = match ty.unfrozen() {
-                        CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                        CqlType::Udt(d) => d
+                            .fields
+                            .iter()
+                            .find(|(n, _)| n == f)
+                            .map(|(_, t)| t.clone())
+                            .unwrap_or(CqlType::Blob),
                         _ => CqlType::Blob,
                     };
                     self.term(it, &format!("{name}.{f}"), &t);
@@ -170,7 +190,10 @@ impl<'a> Binder<'a> {
     }
 
     fn column_type(&self, name: &str) -> CqlType {
-        self.table.and_then(|t| t.column(name)).map(|c| c.ty.clone()).unwrap_or(CqlType::Blob)
+        self.table
+            .and_then(|t| t.column(name))
+            .map(|c| c.ty.clone())
+            .unwrap_or(CqlType::Blob)
     }
 
     fn using(&mut self, u: &mut UsingClause) {
@@ -201,7 +224,11 @@ impl<'a> Binder<'a> {
                     };
                     if r.op == Operator::In {
                         match &mut r.rhs {
-                            Term::Bind(_) => self.term(&mut r.rhs, &format!("in({c})"), &CqlType::List(Box::new(ty))),
+                            Term::Bind(_) => self.term(
+                                &mut r.rhs,
+                                &format!("in({c})"),
+                                &CqlType::List(Box::new(ty)),
+                            ),
                             Term::Tuple(items) | Term::List(items) => {
                                 for it in items {
                                     self.term(it, c, &ty);
@@ -227,7 +254,9 @@ impl<'a> Binder<'a> {
                         other => self.term(other, &label, &tuple),
                     }
                 }
-                RelationLhs::Token(_) => self.term(&mut r.rhs, "partition key token", &CqlType::Bigint),
+                RelationLhs::Token(_) => {
+                    self.term(&mut r.rhs, "partition key token", &CqlType::Bigint)
+                }
                 RelationLhs::MapElement(c, k) => {
                     let (kt, vt) = match self.column_type(c).unfrozen() {
                         CqlType::Map(k, v) => ((**k).clone(), (**v).clone()),
@@ -273,12 +302,19 @@ impl<'a> Binder<'a> {
                         _ => CqlType::Blob,
                     },
                     ColumnTarget::Field(c, f) => match self.column_type(c).unfrozen() {
-                        CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                        CqlType::Udt(d) => d
+                            .fields
+                            .iter()
+                            .find(|(n, _)| n == f)
+                            .map(|(_, t)| t.clone())
+                            .unwrap_or(CqlType::Blob),
                         _ => CqlType::Blob,
                     },
                 };
                 let name = match &cond.target {
-                    ColumnTarget::Column(c) | ColumnTarget::Element(c, _) | ColumnTarget::Field(c, _) => c.clone(),
+                    ColumnTarget::Column(c)
+                    | ColumnTarget::Element(c, _)
+                    | ColumnTarget::Field(c, _) => c.clone(),
                 };
                 if cond.op == Operator::In {
                     if let Term::Tuple(items) = &mut cond.rhs {
@@ -287,7 +323,11 @@ impl<'a> Binder<'a> {
                         }
                         continue;
                     }
-                    self.term(&mut cond.rhs, &format!("in({name})"), &CqlType::List(Box::new(ty)));
+                    self.term(
+                        &mut cond.rhs,
+                        &format!("in({name})"),
+                        &CqlType::List(Box::new(ty)),
+                    );
                 } else {
                     self.term(&mut cond.rhs, &name, &ty);
                 }
@@ -312,7 +352,12 @@ impl<'a> Binder<'a> {
                     ColumnTarget::Field(c, f) => (
                         format!("{c}.{f}"),
                         match self.column_type(c).unfrozen() {
-                            CqlType::Udt(d) => d.fields.iter().find(|(n, _)| n == f).map(|(_, t)| t.clone()).unwrap_or(CqlType::Blob),
+                            CqlType::Udt(d) => d
+                                .fields
+                                .iter()
+                                .find(|(n, _)| n == f)
+                                .map(|(_, t)| t.clone())
+                                .unwrap_or(CqlType::Blob),
                             _ => CqlType::Blob,
                         },
                     ),
@@ -321,7 +366,11 @@ impl<'a> Binder<'a> {
             }
             Assignment::Add(c, t) | Assignment::Prepend(c, t) => {
                 let ty = self.column_type(c);
-                let ty = if ty.is_counter() { CqlType::Counter } else { ty };
+                let ty = if ty.is_counter() {
+                    CqlType::Counter
+                } else {
+                    ty
+                };
                 let c = c.clone();
                 self.term(t, &c, &ty);
             }
@@ -418,7 +467,12 @@ fn statement_table(st: &Statement) -> Option<&sibyl_cql::ast::QualifiedName> {
 }
 
 impl Node {
-    fn resolve_table(&self, schema: &Schema, name: &sibyl_cql::ast::QualifiedName, keyspace: Option<&str>) -> QueryResult<Arc<Table>> {
+    fn resolve_table(
+        &self,
+        schema: &Schema,
+        name: &sibyl_cql::ast::QualifiedName,
+        keyspace: Option<&str>,
+    ) -> QueryResult<Arc<Table>> {
         let ks = ddl::resolve_keyspace(name, keyspace)?;
         if let Some(t) = self.find_table(schema, &ks, &name.name) {
             return Ok(t);
@@ -451,7 +505,12 @@ impl Node {
             Some(name) => Some(self.resolve_table(&schema, name, keyspace)?),
             None => None,
         };
-        let mut binder = Binder { table: table.as_deref(), specs: vec![], names: vec![], next: 0 };
+        let mut binder = Binder {
+            table: table.as_deref(),
+            specs: vec![],
+            names: vec![],
+            next: 0,
+        };
         if let Statement::Batch(b) = &mut statement {
             binder.using(&mut b.using);
             for child in &mut b.statements {
@@ -461,7 +520,12 @@ impl Node {
                     BatchChild::Delete(d) => (d.table.clone(), Statement::Delete(d)),
                 };
                 let t = self.resolve_table(&schema, &name, keyspace)?;
-                let mut inner = Binder { table: Some(&t), specs: std::mem::take(&mut binder.specs), names: std::mem::take(&mut binder.names), next: binder.next };
+                let mut inner = Binder {
+                    table: Some(&t),
+                    specs: std::mem::take(&mut binder.specs),
+                    names: std::mem::take(&mut binder.names),
+                    next: binder.next,
+                };
                 inner.statement(&mut st);
                 binder.specs = inner.specs;
                 binder.names = inner.names;
@@ -476,7 +540,18 @@ impl Node {
         } else {
             binder.statement(&mut statement);
         }
-        let bind_specs: Vec<ColumnSpec> = binder.specs.into_iter().map(|s| s.unwrap_or_else(|| ColumnSpec { keyspace: String::new(), table: String::new(), name: "?".into(), ty: CqlType::Blob })).collect();
+        let bind_specs: Vec<ColumnSpec> = binder
+            .specs
+            .into_iter()
+            .map(|s| {
+                s.unwrap_or_else(|| ColumnSpec {
+                    keyspace: String::new(),
+                    table: String::new(),
+                    name: "?".into(),
+                    ty: CqlType::Blob,
+                })
+            })
+            .collect();
         // Partition key indexes: the marker bound by EQ to each partition key column.
         let mut pk_indexes = vec![];
         if let Some(t) = &table {
@@ -497,7 +572,11 @@ impl Node {
                     return None;
                 }
                 rels?.iter().find_map(|r| match (&r.lhs, r.op, &r.rhs) {
-                    (RelationLhs::Column(c), Operator::Eq, Term::Bind(BindMarker::Positional(m))) if c == col => Some(*m as u16),
+                    (
+                        RelationLhs::Column(c),
+                        Operator::Eq,
+                        Term::Bind(BindMarker::Positional(m)),
+                    ) if c == col => Some(*m as u16),
                     _ => None,
                 })
             };
@@ -516,7 +595,16 @@ impl Node {
             _ => vec![],
         };
         let result_metadata_id = metadata_id(&result_columns);
-        Ok(PreparedStmt { id, query: query.to_string(), keyspace: keyspace.map(String::from), statement, bind_specs, pk_indexes, result_columns, result_metadata_id })
+        Ok(PreparedStmt {
+            id,
+            query: query.to_string(),
+            keyspace: keyspace.map(String::from),
+            statement,
+            bind_specs,
+            pk_indexes,
+            result_columns,
+            result_metadata_id,
+        })
     }
 
     pub fn prepared_result(&self, p: &PreparedStmt) -> Prepared {
@@ -525,7 +613,12 @@ impl Node {
             result_metadata_id: Some(p.result_metadata_id.clone()),
             bind_columns: p.bind_specs.clone(),
             pk_indexes: p.pk_indexes.clone(),
-            result_metadata: RowsMetadata { columns: p.result_columns.clone(), paging_state: None, no_metadata: p.result_columns.is_empty(), new_metadata_id: None },
+            result_metadata: RowsMetadata {
+                columns: p.result_columns.clone(),
+                paging_state: None,
+                no_metadata: p.result_columns.is_empty(),
+                new_metadata_id: None,
+            },
         }
     }
 
@@ -535,7 +628,11 @@ impl Node {
             Values::None => Ok(vec![]),
             Values::Positional(v) => {
                 if v.len() != p.bind_specs.len() {
-                    return invalid(format!("There were {} markers(?) in CQL but {} bound variables", p.bind_specs.len(), v.len()));
+                    return invalid(format!(
+                        "There were {} markers(?) in CQL but {} bound variables",
+                        p.bind_specs.len(),
+                        v.len()
+                    ));
                 }
                 Ok(v.clone())
             }
@@ -547,14 +644,24 @@ impl Node {
                         .iter()
                         .find(|(n, _)| n.eq_ignore_ascii_case(&s.name))
                         .map(|(_, v)| v.clone())
-                        .ok_or_else(|| QueryError::Invalid(format!("Missing value for bind variable {}", s.name)))
+                        .ok_or_else(|| {
+                            QueryError::Invalid(format!(
+                                "Missing value for bind variable {}",
+                                s.name
+                            ))
+                        })
                 })
                 .collect(),
         }
     }
 
     /// QUERY: parse, analyse and execute a statement.
-    pub fn query(&self, session: &mut Session, query: &str, params: &QueryParams) -> QueryResult<Outcome> {
+    pub fn query(
+        &self,
+        session: &mut Session,
+        query: &str,
+        params: &QueryParams,
+    ) -> QueryResult<Outcome> {
         let keyspace = params.keyspace.clone().or_else(|| session.keyspace.clone());
         if let Some(out) = crate::describe::try_describe(self, keyspace.as_deref(), query)? {
             return Ok(out);
@@ -565,22 +672,50 @@ impl Node {
     }
 
     /// EXECUTE of a prepared statement id.
-    pub fn execute(&self, session: &mut Session, id: &Bytes, params: &QueryParams) -> QueryResult<Outcome> {
-        let p = self.prepared.read().get(id).cloned().ok_or_else(|| QueryError::Unprepared(id.clone()))?;
+    pub fn execute(
+        &self,
+        session: &mut Session,
+        id: &Bytes,
+        params: &QueryParams,
+    ) -> QueryResult<Outcome> {
+        let p = self
+            .prepared
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| QueryError::Unprepared(id.clone()))?;
         self.execute_prepared(session, &p, params, true)
     }
 
-    fn execute_prepared(&self, session: &mut Session, p: &PreparedStmt, params: &QueryParams, prepared: bool) -> QueryResult<Outcome> {
+    fn execute_prepared(
+        &self,
+        session: &mut Session,
+        p: &PreparedStmt,
+        params: &QueryParams,
+        prepared: bool,
+    ) -> QueryResult<Outcome> {
         let binds = Self::bind_values(p, &params.values)?;
         let now_micros = sibyl_types::timeuuid::micros_now();
-        let ctx = EvalCtx { binds: &binds, now_micros };
-        let keyspace = p.keyspace.clone().or_else(|| params.keyspace.clone()).or_else(|| session.keyspace.clone());
-        let now_secs = params.now_in_seconds.map(|s| s as i64).unwrap_or(now_micros / 1_000_000);
+        let ctx = EvalCtx {
+            binds: &binds,
+            now_micros,
+        };
+        let keyspace = p
+            .keyspace
+            .clone()
+            .or_else(|| params.keyspace.clone())
+            .or_else(|| session.keyspace.clone());
+        let now_secs = params
+            .now_in_seconds
+            .map(|s| s as i64)
+            .unwrap_or(now_micros / 1_000_000);
         let schema = self.schema();
         match &p.statement {
             Statement::Select(s) => {
                 let table = self.resolve_table(&schema, &s.table, keyspace.as_deref())?;
-                let virtual_rows = table.is_virtual.then(|| system_tables::rows(&table, &schema, &self.local, &self.vtables));
+                let virtual_rows = table
+                    .is_virtual
+                    .then(|| system_tables::rows(&table, &schema, &self.local, &self.vtables));
                 let rc = ReadContext {
                     engine: &self.engine,
                     now_secs,
@@ -595,19 +730,37 @@ impl Node {
                 Ok(Outcome::body(ResultBody::Rows(rows)))
             }
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                let table = self.resolve_table(&schema, statement_table(&p.statement).expect("modification names a table"), keyspace.as_deref())?;
-                let timestamp = params.default_timestamp.unwrap_or_else(|| self.next_timestamp());
-                let wctx = WriteCtx { eval: &ctx, timestamp, now_secs, engine: &self.engine };
+                let table = self.resolve_table(
+                    &schema,
+                    statement_table(&p.statement).expect("modification names a table"),
+                    keyspace.as_deref(),
+                )?;
+                let timestamp = params
+                    .default_timestamp
+                    .unwrap_or_else(|| self.next_timestamp());
+                let wctx = WriteCtx {
+                    eval: &ctx,
+                    timestamp,
+                    now_secs,
+                    engine: &self.engine,
+                };
                 let mutations = self.modification(&table, &p.statement, &wctx)?;
                 self.apply(&mutations)?;
                 Ok(Outcome::body(ResultBody::Void))
             }
             Statement::Batch(b) => {
-                let timestamp = params.default_timestamp.unwrap_or_else(|| self.next_timestamp());
+                let timestamp = params
+                    .default_timestamp
+                    .unwrap_or_else(|| self.next_timestamp());
                 let mut mutations = vec![];
                 let batch_ts = match &b.using.timestamp {
-                    Some(t) => match crate::values::eval(t, &CqlType::Bigint, "[timestamp]", &ctx)? {
-                        crate::values::Evaluated::Value(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?),
+                    Some(t) => match crate::values::eval(t, &CqlType::Bigint, "[timestamp]", &ctx)?
+                    {
+                        crate::values::Evaluated::Value(v) => i64::from_be_bytes(
+                            v.as_ref()
+                                .try_into()
+                                .map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?,
+                        ),
                         _ => timestamp,
                     },
                     None => timestamp,
@@ -619,14 +772,20 @@ impl Node {
                         BatchChild::Delete(d) => (&d.table, Statement::Delete(d.clone())),
                     };
                     let table = self.resolve_table(&schema, name, keyspace.as_deref())?;
-                    let wctx = WriteCtx { eval: &ctx, timestamp: batch_ts, now_secs, engine: &self.engine };
+                    let wctx = WriteCtx {
+                        eval: &ctx,
+                        timestamp: batch_ts,
+                        now_secs,
+                        engine: &self.engine,
+                    };
                     mutations.extend(self.modification(&table, &st, &wctx)?);
                 }
                 self.apply(&mutations)?;
                 Ok(Outcome::body(ResultBody::Void))
             }
             Statement::Use(ks) => {
-                if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks) {
+                if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks)
+                {
                     return invalid(format!("Keyspace '{ks}' does not exist"));
                 }
                 session.keyspace = Some(ks.clone());
@@ -636,12 +795,26 @@ impl Node {
         }
     }
 
-    fn modification(&self, table: &Table, st: &Statement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
+    fn modification(
+        &self,
+        table: &Table,
+        st: &Statement,
+        ctx: &WriteCtx,
+    ) -> QueryResult<Vec<Mutation>> {
         if table.is_virtual || ddl::is_system_keyspace(&table.keyspace) {
-            return Err(QueryError::Unauthorized(format!("Modification on table {}.{} is not allowed: system tables are read-only", table.keyspace, table.name)));
+            return Err(QueryError::Unauthorized(format!(
+                "Modification on table {}.{} is not allowed: system tables are read-only",
+                table.keyspace, table.name
+            )));
         }
         let conditions = match st {
-            Statement::Insert(i) => if i.if_not_exists { Conditions::IfNotExists } else { Conditions::None },
+            Statement::Insert(i) => {
+                if i.if_not_exists {
+                    Conditions::IfNotExists
+                } else {
+                    Conditions::None
+                }
+            }
             Statement::Update(u) => u.conditions.clone(),
             Statement::Delete(d) => d.conditions.clone(),
             _ => Conditions::None,
@@ -668,22 +841,47 @@ impl Node {
     pub fn batch(&self, session: &mut Session, req: &BatchRequest) -> QueryResult<Outcome> {
         let keyspace = req.keyspace.clone().or_else(|| session.keyspace.clone());
         let now_micros = sibyl_types::timeuuid::micros_now();
-        let now_secs = req.now_in_seconds.map(|s| s as i64).unwrap_or(now_micros / 1_000_000);
-        let timestamp = req.default_timestamp.unwrap_or_else(|| self.next_timestamp());
+        let now_secs = req
+            .now_in_seconds
+            .map(|s| s as i64)
+            .unwrap_or(now_micros / 1_000_000);
+        let timestamp = req
+            .default_timestamp
+            .unwrap_or_else(|| self.next_timestamp());
         let schema = self.schema();
         let mut mutations = vec![];
         for (q, values) in &req.statements {
             let p = match q {
-                BatchQuery::Query(text) => Arc::new(self.analyse(keyspace.as_deref(), text, statement_id(keyspace.as_deref(), text))?),
-                BatchQuery::Prepared(id) => self.prepared.read().get(id).cloned().ok_or_else(|| QueryError::Unprepared(id.clone()))?,
+                BatchQuery::Query(text) => Arc::new(self.analyse(
+                    keyspace.as_deref(),
+                    text,
+                    statement_id(keyspace.as_deref(), text),
+                )?),
+                BatchQuery::Prepared(id) => self
+                    .prepared
+                    .read()
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| QueryError::Unprepared(id.clone()))?,
             };
-            let Some(name) = statement_table(&p.statement).filter(|_| !matches!(p.statement, Statement::Select(_))) else {
+            let Some(name) = statement_table(&p.statement)
+                .filter(|_| !matches!(p.statement, Statement::Select(_)))
+            else {
                 return invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.");
             };
             let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?;
-            let ctx = EvalCtx { binds: &binds, now_micros };
-            let table = self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
-            let wctx = WriteCtx { eval: &ctx, timestamp, now_secs, engine: &self.engine };
+            let ctx = EvalCtx {
+                binds: &binds,
+                now_micros,
+            };
+            let table =
+                self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
+            let wctx = WriteCtx {
+                eval: &ctx,
+                timestamp,
+                now_secs,
+                engine: &self.engine,
+            };
             mutations.extend(self.modification(&table, &p.statement, &wctx)?);
         }
         self.apply(&mutations)?;
@@ -693,12 +891,19 @@ impl Node {
     fn schema_statement(&self, st: &Statement, keyspace: Option<&str>) -> QueryResult<Outcome> {
         let _guard = self.ddl_lock.lock();
         let schema = self.schema();
-        let view = ClusterView { nodes: 1, local_dc: &self.config.dc };
+        let view = ClusterView {
+            nodes: 1,
+            local_dc: &self.config.dc,
+        };
         let now = self.next_timestamp();
         let mut dropped_tables = vec![];
         let outcome: DdlOutcome = match st {
             Statement::CreateKeyspace(c) => ddl::create_keyspace(&schema, c, &view)?,
-            Statement::AlterKeyspace { name, if_exists, options } => ddl::alter_keyspace(&schema, name, *if_exists, options, &view)?,
+            Statement::AlterKeyspace {
+                name,
+                if_exists,
+                options,
+            } => ddl::alter_keyspace(&schema, name, *if_exists, options, &view)?,
             Statement::DropKeyspace { name, if_exists } => {
                 if let Some(ks) = schema.keyspaces.get(name) {
                     dropped_tables.extend(ks.tables.values().map(|t| t.id));
@@ -706,29 +911,54 @@ impl Node {
                 ddl::drop_keyspace(&schema, name, *if_exists)?
             }
             Statement::CreateTable(c) => ddl::create_table(&schema, c, keyspace)?,
-            Statement::AlterTable { name, if_exists, op } => ddl::alter_table(&schema, name, *if_exists, op, keyspace, now)?,
+            Statement::AlterTable {
+                name,
+                if_exists,
+                op,
+            } => ddl::alter_table(&schema, name, *if_exists, op, keyspace, now)?,
             Statement::DropTable { name, if_exists } => {
                 let (o, id) = ddl::drop_table(&schema, name, *if_exists, keyspace)?;
                 dropped_tables.extend(id);
                 o
             }
-            Statement::CreateType { name, if_not_exists, fields } => ddl::create_type(&schema, name, *if_not_exists, fields, keyspace)?,
-            Statement::AlterType { name, if_exists, op } => ddl::alter_type(&schema, name, *if_exists, op, keyspace)?,
-            Statement::DropType { name, if_exists } => ddl::drop_type(&schema, name, *if_exists, keyspace)?,
+            Statement::CreateType {
+                name,
+                if_not_exists,
+                fields,
+            } => ddl::create_type(&schema, name, *if_not_exists, fields, keyspace)?,
+            Statement::AlterType {
+                name,
+                if_exists,
+                op,
+            } => ddl::alter_type(&schema, name, *if_exists, op, keyspace)?,
+            Statement::DropType { name, if_exists } => {
+                ddl::drop_type(&schema, name, *if_exists, keyspace)?
+            }
             Statement::CreateIndex(c) => ddl::create_index(&schema, c, keyspace)?,
-            Statement::DropIndex { name, if_exists } => ddl::drop_index(&schema, name, *if_exists, keyspace)?,
+            Statement::DropIndex { name, if_exists } => {
+                ddl::drop_index(&schema, name, *if_exists, keyspace)?
+            }
             Statement::Truncate(name) => {
                 let table = self.resolve_table(&schema, name, keyspace)?;
                 if table.is_virtual || ddl::is_system_keyspace(&table.keyspace) {
-                    return Err(QueryError::Unauthorized(format!("Cannot truncate system table {}.{}", table.keyspace, table.name)));
+                    return Err(QueryError::Unauthorized(format!(
+                        "Cannot truncate system table {}.{}",
+                        table.keyspace, table.name
+                    )));
                 }
-                self.engine.truncate(table.id).map_err(|e| QueryError::Truncate(e.to_string()))?;
+                self.engine
+                    .truncate(table.id)
+                    .map_err(|e| QueryError::Truncate(e.to_string()))?;
                 return Ok(Outcome::body(ResultBody::Void));
             }
             _ => return invalid("Unsupported statement"),
         };
         let Some(new_schema) = outcome.schema else {
-            return Ok(Outcome { body: ResultBody::Void, warnings: outcome.warnings, schema_change: None });
+            return Ok(Outcome {
+                body: ResultBody::Void,
+                warnings: outcome.warnings,
+                schema_change: None,
+            });
         };
         // Storage follows the schema: new tables exist before the schema names them.
         for t in new_schema.tables() {
@@ -741,14 +971,23 @@ impl Node {
                 _ => self.engine.create_table(t.id, table_params(t))?,
             }
         }
-        self.install_schema(new_schema).map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
+        self.install_schema(new_schema)
+            .map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
         // Prepared statements may name what changed: drivers re-prepare on UNPREPARED.
         self.prepared.write().clear();
         for id in dropped_tables {
             self.engine.drop_table(id)?;
         }
         let change = outcome.change.expect("a schema change names what changed");
-        let _ = self.events.send(sibyl_protocol::messages::Event::SchemaChange(change.clone()));
-        Ok(Outcome { body: ResultBody::SchemaChange(change.clone()), warnings: outcome.warnings, schema_change: Some(change) })
+        let _ = self
+            .events
+            .send(sibyl_protocol::messages::Event::SchemaChange(
+                change.clone(),
+            ));
+        Ok(Outcome {
+            body: ResultBody::SchemaChange(change.clone()),
+            warnings: outcome.warnings,
+            schema_change: Some(change),
+        })
     }
 }

@@ -5,12 +5,14 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use sibyl_cql::ast::{
-    Assignment, ColumnTarget, DeleteStatement, InsertStatement, InsertValues, Operator, RelationLhs, Term, UpdateStatement, UsingClause,
+    Assignment, ColumnTarget, DeleteStatement, InsertStatement, InsertValues, Operator,
+    RelationLhs, Term, UpdateStatement, UsingClause,
 };
 use sibyl_storage::model::{
-    Cell, ColumnData, ColumnView, DeletionTime, LivenessInfo, Mutation, PartitionKey, RangeTombstone, RowUpdate, Slice,
+    Cell, ColumnData, ColumnView, DeletionTime, LivenessInfo, Mutation, PartitionKey,
+    RangeTombstone, RowUpdate, Slice,
 };
-use sibyl_types::{clustering, timeuuid, split_collection, split_map, split_tuple, CqlType, Value};
+use sibyl_types::{clustering, split_collection, split_map, split_tuple, timeuuid, CqlType, Value};
 
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::rows::udt_field_path;
@@ -42,23 +44,52 @@ impl Attrs {
                 timestamp: self.timestamp,
                 value: Some(v),
                 ttl: self.ttl,
-                local_deletion_time: if self.ttl > 0 { self.now + self.ttl as i64 } else { 0 },
+                local_deletion_time: if self.ttl > 0 {
+                    self.now + self.ttl as i64
+                } else {
+                    0
+                },
             },
-            None => Cell { timestamp: self.timestamp, value: None, ttl: 0, local_deletion_time: self.now },
+            None => Cell {
+                timestamp: self.timestamp,
+                value: None,
+                ttl: 0,
+                local_deletion_time: self.now,
+            },
         }
     }
     fn deletion(&self) -> DeletionTime {
-        DeletionTime { timestamp: self.timestamp, local_deletion_time: self.now }
+        DeletionTime {
+            timestamp: self.timestamp,
+            local_deletion_time: self.now,
+        }
     }
     fn liveness(&self) -> LivenessInfo {
-        LivenessInfo { timestamp: self.timestamp, ttl: self.ttl, expires_at: if self.ttl > 0 { self.now + self.ttl as i64 } else { 0 } }
+        LivenessInfo {
+            timestamp: self.timestamp,
+            ttl: self.ttl,
+            expires_at: if self.ttl > 0 {
+                self.now + self.ttl as i64
+            } else {
+                0
+            },
+        }
     }
 }
 
-fn attrs(table: &Table, using: &UsingClause, ctx: &WriteCtx, allow_ttl: bool) -> QueryResult<Attrs> {
+fn attrs(
+    table: &Table,
+    using: &UsingClause,
+    ctx: &WriteCtx,
+    allow_ttl: bool,
+) -> QueryResult<Attrs> {
     let timestamp = match &using.timestamp {
         Some(t) => match eval(t, &CqlType::Bigint, "[timestamp]", ctx.eval)? {
-            Evaluated::Value(b) => i64::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?),
+            Evaluated::Value(b) => i64::from_be_bytes(
+                b.as_ref()
+                    .try_into()
+                    .map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?,
+            ),
             Evaluated::Unset => ctx.timestamp,
             Evaluated::Null => return invalid("Invalid null value of timestamp"),
         },
@@ -70,23 +101,40 @@ fn attrs(table: &Table, using: &UsingClause, ctx: &WriteCtx, allow_ttl: bool) ->
     let ttl: i64 = match &using.ttl {
         Some(_) if !allow_ttl => return invalid("TTL cannot be used with DELETE"),
         Some(t) => match eval(t, &CqlType::Int, "[ttl]", ctx.eval)? {
-            Evaluated::Value(b) => i32::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid TTL".into()))?) as i64,
+            Evaluated::Value(b) => i32::from_be_bytes(
+                b.as_ref()
+                    .try_into()
+                    .map_err(|_| QueryError::Invalid("Invalid TTL".into()))?,
+            ) as i64,
             Evaluated::Unset => table.options.default_time_to_live as i64,
             Evaluated::Null => 0,
         },
         None => table.options.default_time_to_live as i64,
     };
     if ttl < 0 {
-        return invalid(format!("A TTL must be greater or equal to 0, but was {ttl}"));
+        return invalid(format!(
+            "A TTL must be greater or equal to 0, but was {ttl}"
+        ));
     }
     if ttl > MAX_TTL {
-        return invalid(format!("ttl is too large. requested ({ttl}) maximum ({MAX_TTL})"));
+        return invalid(format!(
+            "ttl is too large. requested ({ttl}) maximum ({MAX_TTL})"
+        ));
     }
-    Ok(Attrs { timestamp, ttl: ttl as i32, now: ctx.now_secs })
+    Ok(Attrs {
+        timestamp,
+        ttl: ttl as i32,
+        now: ctx.now_secs,
+    })
 }
 
 fn column<'a>(table: &'a Table, name: &str) -> QueryResult<&'a Column> {
-    table.column(name).ok_or_else(|| QueryError::Invalid(format!("Undefined column name {name} in table {}.{}", table.keyspace, table.name)))
+    table.column(name).ok_or_else(|| {
+        QueryError::Invalid(format!(
+            "Undefined column name {name} in table {}.{}",
+            table.keyspace, table.name
+        ))
+    })
 }
 
 /// The cells for assigning a whole value to a column.
@@ -98,19 +146,34 @@ fn column_value_data(col: &Column, v: Evaluated, a: &Attrs) -> QueryResult<Optio
         Evaluated::Value(b) => Some(b),
     };
     if !col.ty.is_multicell() {
-        return Ok(Some(ColumnData::Simple { column: name, cell: a.cell(value) }));
+        return Ok(Some(ColumnData::Simple {
+            column: name,
+            cell: a.cell(value),
+        }));
     }
     // Overwriting a collection deletes what was there just before this write's timestamp.
-    let complex_deletion = Some(DeletionTime { timestamp: a.timestamp - 1, local_deletion_time: a.now });
+    let complex_deletion = Some(DeletionTime {
+        timestamp: a.timestamp - 1,
+        local_deletion_time: a.now,
+    });
     let cells = match value {
         None => vec![],
         Some(b) => element_cells(&col.ty, &b, a, false)?,
     };
-    Ok(Some(ColumnData::Complex { column: name, complex_deletion, cells }))
+    Ok(Some(ColumnData::Complex {
+        column: name,
+        complex_deletion,
+        cells,
+    }))
 }
 
 /// Cells for the elements of a serialized collection or UDT value being added.
-fn element_cells(ty: &CqlType, b: &[u8], a: &Attrs, prepend: bool) -> QueryResult<Vec<(Bytes, Cell)>> {
+fn element_cells(
+    ty: &CqlType,
+    b: &[u8],
+    a: &Attrs,
+    prepend: bool,
+) -> QueryResult<Vec<(Bytes, Cell)>> {
     Ok(match ty {
         CqlType::List(_) => {
             let items = split_collection(b)?;
@@ -124,7 +187,10 @@ fn element_cells(ty: &CqlType, b: &[u8], a: &Attrs, prepend: bool) -> QueryResul
                         // around a reference point in the past.
                         const REFERENCE_MS: i64 = 1_262_304_000_000; // 2010-01-01
                         let now_ms = timeuuid::micros_now() / 1000;
-                        timeuuid::timeuuid_from_millis(2 * REFERENCE_MS - now_ms - (n - i as i64), true)
+                        timeuuid::timeuuid_from_millis(
+                            2 * REFERENCE_MS - now_ms - (n - i as i64),
+                            true,
+                        )
                     } else {
                         timeuuid::now_timeuuid()
                     };
@@ -135,18 +201,33 @@ fn element_cells(ty: &CqlType, b: &[u8], a: &Attrs, prepend: bool) -> QueryResul
         }
         CqlType::Set(e) => split_collection(b)?
             .into_iter()
-            .map(|v| (Bytes::from(clustering::encode_one(e, v)), a.cell(Some(Bytes::new()))))
+            .map(|v| {
+                (
+                    Bytes::from(clustering::encode_one(e, v)),
+                    a.cell(Some(Bytes::new())),
+                )
+            })
             .collect(),
         CqlType::Map(k, _) => split_map(b)?
             .into_iter()
-            .map(|(key, v)| (Bytes::from(clustering::encode_one(k, key)), a.cell(Some(Bytes::copy_from_slice(v)))))
+            .map(|(key, v)| {
+                (
+                    Bytes::from(clustering::encode_one(k, key)),
+                    a.cell(Some(Bytes::copy_from_slice(v))),
+                )
+            })
             .collect(),
         CqlType::Udt(def) => split_tuple(def.fields.len(), b)?
             .into_iter()
             .enumerate()
             .map(|(i, v)| (udt_field_path(i), a.cell(v.map(Bytes::copy_from_slice))))
             .collect(),
-        other => return invalid(format!("Invalid operation for non-collection type {}", other.cql_name())),
+        other => {
+            return invalid(format!(
+                "Invalid operation for non-collection type {}",
+                other.cql_name()
+            ))
+        }
     })
 }
 
@@ -161,7 +242,12 @@ struct Target {
     slice: Option<(Bound<Bytes>, Bound<Bytes>)>,
 }
 
-fn where_target(table: &Table, rels: &[sibyl_cql::ast::Relation], ctx: &EvalCtx, allow_slice: bool) -> QueryResult<Target> {
+fn where_target(
+    table: &Table,
+    rels: &[sibyl_cql::ast::Relation],
+    ctx: &EvalCtx,
+    allow_slice: bool,
+) -> QueryResult<Target> {
     let npk = table.partition_key_count;
     let mut values: Vec<Option<Vec<Bytes>>> = vec![None; table.columns.len()];
     let mut slices: Vec<(usize, Operator, Bytes)> = vec![];
@@ -172,16 +258,27 @@ fn where_target(table: &Table, rels: &[sibyl_cql::ast::Relation], ctx: &EvalCtx,
             RelationLhs::Token(_) => return invalid("The token function cannot be used in WHERE clauses for UPDATE and DELETE statements"),
             RelationLhs::MapElement(n, _) => return invalid(format!("Non PRIMARY KEY columns found in where clause: {n} ")),
         };
-        let i = table.column_index(name).ok_or_else(|| QueryError::Invalid(format!("Undefined column name {name} in table {}.{}", table.keyspace, table.name)))?;
+        let i = table.column_index(name).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "Undefined column name {name} in table {}.{}",
+                table.keyspace, table.name
+            ))
+        })?;
         let col = &table.columns[i];
         if !col.is_primary_key() {
-            return invalid(format!("Non PRIMARY KEY columns found in where clause: {name} "));
+            return invalid(format!(
+                "Non PRIMARY KEY columns found in where clause: {name} "
+            ));
         }
         match rel.op {
             Operator::Eq => match eval(&rel.rhs, &col.ty, name, ctx)? {
                 Evaluated::Value(b) => values[i] = Some(vec![b]),
-                Evaluated::Null => return invalid(format!("Invalid null value in condition for column {name}")),
-                Evaluated::Unset => return invalid(format!("Invalid unset value for column {name}")),
+                Evaluated::Null => {
+                    return invalid(format!("Invalid null value in condition for column {name}"))
+                }
+                Evaluated::Unset => {
+                    return invalid(format!("Invalid unset value for column {name}"))
+                }
             },
             Operator::In => {
                 let vals = match &rel.rhs {
@@ -189,32 +286,70 @@ fn where_target(table: &Table, rels: &[sibyl_cql::ast::Relation], ctx: &EvalCtx,
                         .iter()
                         .map(|t| match eval(t, &col.ty, name, ctx)? {
                             Evaluated::Value(b) => Ok(b),
-                            _ => invalid(format!("Invalid null value in condition for column {name}")),
+                            _ => invalid(format!(
+                                "Invalid null value in condition for column {name}"
+                            )),
                         })
                         .collect::<QueryResult<Vec<_>>>()?,
                     t => match eval(t, &CqlType::List(Box::new(col.ty.clone())), name, ctx)? {
-                        Evaluated::Value(b) => split_collection(&b)?.into_iter().map(Bytes::copy_from_slice).collect(),
-                        _ => return invalid(format!("Invalid null value for IN restriction on {name}")),
+                        Evaluated::Value(b) => split_collection(&b)?
+                            .into_iter()
+                            .map(Bytes::copy_from_slice)
+                            .collect(),
+                        _ => {
+                            return invalid(format!(
+                                "Invalid null value for IN restriction on {name}"
+                            ))
+                        }
                     },
                 };
                 values[i] = Some(vals);
             }
-            Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte if allow_slice && col.kind == ColumnKind::Clustering => {
+            Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte
+                if allow_slice && col.kind == ColumnKind::Clustering =>
+            {
                 match eval(&rel.rhs, &col.ty, name, ctx)? {
                     Evaluated::Value(b) => slices.push((i, rel.op, b)),
-                    _ => return invalid(format!("Invalid null value in condition for column {name}")),
+                    _ => {
+                        return invalid(format!(
+                            "Invalid null value in condition for column {name}"
+                        ))
+                    }
                 }
             }
-            _ => return invalid(format!("Invalid operator {:?} for PRIMARY KEY part {name}", rel.op)),
+            _ => {
+                return invalid(format!(
+                    "Invalid operator {:?} for PRIMARY KEY part {name}",
+                    rel.op
+                ))
+            }
         }
     }
-    let missing: Vec<&str> = table.partition_key().iter().enumerate().filter(|(i, _)| values[*i].is_none()).map(|(_, c)| c.name.as_str()).collect();
+    let missing: Vec<&str> = table
+        .partition_key()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| values[*i].is_none())
+        .map(|(_, c)| c.name.as_str())
+        .collect();
     if !missing.is_empty() {
-        return invalid(format!("Some partition key parts are missing: {}", missing.join(", ")));
+        return invalid(format!(
+            "Some partition key parts are missing: {}",
+            missing.join(", ")
+        ));
     }
     let mut keys: Vec<Vec<Bytes>> = vec![vec![]];
     for v in values.iter().take(npk).flatten() {
-        keys = keys.iter().flat_map(|k| v.iter().map(move |x| { let mut k2 = k.clone(); k2.push(x.clone()); k2 })).collect();
+        keys = keys
+            .iter()
+            .flat_map(|k| {
+                v.iter().map(move |x| {
+                    let mut k2 = k.clone();
+                    k2.push(x.clone());
+                    k2
+                })
+            })
+            .collect();
     }
     let keys: Vec<PartitionKey> = keys.iter().map(|k| partition_key_of(k)).collect();
     let ck_types = table.clustering_types();
@@ -249,8 +384,16 @@ fn where_target(table: &Table, rels: &[sibyl_cql::ast::Relation], ctx: &EvalCtx,
             return invalid("A range deletion operation needs to specify both bounds for the clustering columns preceding the slice");
         }
         let reversed = ck_types[plen].1;
-        let mut lo: Bound<Bytes> = if clusterings[0].is_empty() { Bound::Unbounded } else { Bound::Included(Bytes::from(clusterings[0].clone())) };
-        let mut hi: Bound<Bytes> = if clusterings[0].is_empty() { Bound::Unbounded } else { Bound::Excluded(Bytes::from(clustering::prefix_end(&clusterings[0]))) };
+        let mut lo: Bound<Bytes> = if clusterings[0].is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(Bytes::from(clusterings[0].clone()))
+        };
+        let mut hi: Bound<Bytes> = if clusterings[0].is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(Bytes::from(clustering::prefix_end(&clusterings[0])))
+        };
         for (_, op, v) in &slices {
             let mut vals: Vec<&[u8]> = prefixes[0].iter().map(|b| b.as_ref()).collect();
             vals.push(v.as_ref());
@@ -272,11 +415,23 @@ fn where_target(table: &Table, rels: &[sibyl_cql::ast::Relation], ctx: &EvalCtx,
         }
         slice = Some((lo, hi));
     }
-    Ok(Target { keys, clusterings, full_clustering: full, slice })
+    Ok(Target {
+        keys,
+        clusterings,
+        full_clustering: full,
+        slice,
+    })
 }
 
 fn empty_mutation(table: &Table, key: PartitionKey) -> Mutation {
-    Mutation { table: table.id, key, partition_deletion: None, range_tombstones: vec![], static_row: None, rows: vec![] }
+    Mutation {
+        table: table.id,
+        key,
+        partition_deletion: None,
+        range_tombstones: vec![],
+        static_row: None,
+        rows: vec![],
+    }
 }
 
 pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
@@ -297,31 +452,67 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
             return invalid(format!("Multiple definitions found for column {n}"));
         }
         if col.ty.is_counter() {
-            return invalid("INSERT statements are not allowed on counter tables, use UPDATE instead");
+            return invalid(
+                "INSERT statements are not allowed on counter tables, use UPDATE instead",
+            );
         }
         assigned.push((col, eval(t, &col.ty, n, ctx.eval)?));
     }
-    let missing: Vec<&str> = table.partition_key().iter().filter(|c| !seen.contains(&c.name)).map(|c| c.name.as_str()).collect();
+    let missing: Vec<&str> = table
+        .partition_key()
+        .iter()
+        .filter(|c| !seen.contains(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
     if !missing.is_empty() {
-        return invalid(format!("Some partition key parts are missing: {}", missing.join(", ")));
+        return invalid(format!(
+            "Some partition key parts are missing: {}",
+            missing.join(", ")
+        ));
     }
-    let missing_ck: Vec<&str> = table.clustering().iter().filter(|c| !seen.contains(&c.name)).map(|c| c.name.as_str()).collect();
-    let only_static = assigned.iter().all(|(c, _)| c.is_primary_key() || c.kind == ColumnKind::Static);
-    if !missing_ck.is_empty() && !(missing_ck.len() == table.clustering_count && only_static && table.has_statics()) {
-        return invalid(format!("Some clustering keys are missing: {}", missing_ck.join(", ")));
+    let missing_ck: Vec<&str> = table
+        .clustering()
+        .iter()
+        .filter(|c| !seen.contains(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    let only_static = assigned
+        .iter()
+        .all(|(c, _)| c.is_primary_key() || c.kind == ColumnKind::Static);
+    if !missing_ck.is_empty()
+        && !(missing_ck.len() == table.clustering_count && only_static && table.has_statics())
+    {
+        return invalid(format!(
+            "Some clustering keys are missing: {}",
+            missing_ck.join(", ")
+        ));
     }
     let a = attrs(table, &st.using, ctx, true)?;
     let key_val = |c: &Column| -> QueryResult<Bytes> {
-        match assigned.iter().find(|(x, _)| x.name == c.name).map(|(_, v)| v) {
+        match assigned
+            .iter()
+            .find(|(x, _)| x.name == c.name)
+            .map(|(_, v)| v)
+        {
             Some(Evaluated::Value(b)) => Ok(b.clone()),
             Some(Evaluated::Unset) => invalid(format!("Invalid unset value for column {}", c.name)),
-            _ => invalid(format!("Invalid null value in condition for column {}", c.name)),
+            _ => invalid(format!(
+                "Invalid null value in condition for column {}",
+                c.name
+            )),
         }
     };
-    let pk: Vec<Bytes> = table.partition_key().iter().map(key_val).collect::<QueryResult<_>>()?;
+    let pk: Vec<Bytes> = table
+        .partition_key()
+        .iter()
+        .map(key_val)
+        .collect::<QueryResult<_>>()?;
     for (b, c) in pk.iter().zip(table.partition_key()) {
         if b.len() > 65535 {
-            return invalid(format!("Key length of {} is longer than maximum of 65535", b.len()));
+            return invalid(format!(
+                "Key length of {} is longer than maximum of 65535",
+                b.len()
+            ));
         }
         let _ = c;
     }
@@ -329,7 +520,11 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
     let mut row = RowUpdate::default();
     let mut statics = RowUpdate::default();
     if missing_ck.is_empty() {
-        let ck: Vec<Bytes> = table.clustering().iter().map(key_val).collect::<QueryResult<_>>()?;
+        let ck: Vec<Bytes> = table
+            .clustering()
+            .iter()
+            .map(key_val)
+            .collect::<QueryResult<_>>()?;
         let refs: Vec<&[u8]> = ck.iter().map(|b| b.as_ref()).collect();
         row.clustering = Bytes::from(clustering::encode(&table.clustering_types(), &refs));
         row.liveness = Some(a.liveness());
@@ -358,15 +553,34 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
 }
 
 /// Reads the live elements of a list column of one row (for index-based list operations).
-fn read_list(table: &Table, key: &PartitionKey, clustering_key: &[u8], col: &Column, ctx: &WriteCtx) -> QueryResult<Vec<(Bytes, Bytes)>> {
+fn read_list(
+    table: &Table,
+    key: &PartitionKey,
+    clustering_key: &[u8],
+    col: &Column,
+    ctx: &WriteCtx,
+) -> QueryResult<Vec<(Bytes, Bytes)>> {
     let ranges = if clustering_key.is_empty() {
         vec![(Bound::Unbounded, Bound::Unbounded)]
     } else {
-        vec![(Bound::Included(Bytes::copy_from_slice(clustering_key)), Bound::Excluded(Bytes::from(clustering::prefix_end(clustering_key))))]
+        vec![(
+            Bound::Included(Bytes::copy_from_slice(clustering_key)),
+            Bound::Excluded(Bytes::from(clustering::prefix_end(clustering_key))),
+        )]
     };
-    let slice = Slice { ranges, reversed: false, limit: Some(1) };
-    let Some(view) = ctx.engine.read(table.id, key, &slice, ctx.now_secs)? else { return Ok(vec![]) };
-    let row = if col.kind == ColumnKind::Static { view.static_row } else { view.rows.into_iter().next() };
+    let slice = Slice {
+        ranges,
+        reversed: false,
+        limit: Some(1),
+    };
+    let Some(view) = ctx.engine.read(table.id, key, &slice, ctx.now_secs)? else {
+        return Ok(vec![]);
+    };
+    let row = if col.kind == ColumnKind::Static {
+        view.static_row
+    } else {
+        view.rows.into_iter().next()
+    };
     let Some(row) = row else { return Ok(vec![]) };
     Ok(row
         .columns
@@ -382,7 +596,11 @@ fn read_list(table: &Table, key: &PartitionKey, clustering_key: &[u8], col: &Col
 fn list_index(t: &Term, name: &str, ctx: &EvalCtx) -> QueryResult<usize> {
     match eval(t, &CqlType::Int, name, ctx)? {
         Evaluated::Value(b) => {
-            let i = i32::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid list index".into()))?);
+            let i = i32::from_be_bytes(
+                b.as_ref()
+                    .try_into()
+                    .map_err(|_| QueryError::Invalid("Invalid list index".into()))?,
+            );
             if i < 0 {
                 return invalid(format!("Invalid negative list index {i}"));
             }
@@ -397,28 +615,49 @@ pub fn update(table: &Table, st: &UpdateStatement, ctx: &WriteCtx) -> QueryResul
     let a = attrs(table, &st.using, ctx, true)?;
     let only_static = st.assignments.iter().all(|asg| {
         let n = match asg {
-            Assignment::Set(ColumnTarget::Column(n) | ColumnTarget::Element(n, _) | ColumnTarget::Field(n, _), _) => n,
+            Assignment::Set(
+                ColumnTarget::Column(n) | ColumnTarget::Element(n, _) | ColumnTarget::Field(n, _),
+                _,
+            ) => n,
             Assignment::Add(n, _) | Assignment::Prepend(n, _) | Assignment::Subtract(n, _) => n,
         };
-        table.column(n).map(|c| c.kind == ColumnKind::Static).unwrap_or(false)
+        table
+            .column(n)
+            .map(|c| c.kind == ColumnKind::Static)
+            .unwrap_or(false)
     });
     if !target.full_clustering && !only_static {
-        let missing: Vec<&str> = table.clustering().iter().skip(target.clusterings.first().map(|_| 0).unwrap_or(0)).map(|c| c.name.as_str()).collect();
+        let missing: Vec<&str> = table
+            .clustering()
+            .iter()
+            .skip(target.clusterings.first().map(|_| 0).unwrap_or(0))
+            .map(|c| c.name.as_str())
+            .collect();
         let given = table.clustering().len() - missing.len();
         let _ = given;
         let missing: Vec<&str> = table
             .clustering()
             .iter()
-            .filter(|c| !st.where_clause.iter().any(|r| matches!(&r.lhs, RelationLhs::Column(n) if *n == c.name)))
+            .filter(|c| {
+                !st.where_clause
+                    .iter()
+                    .any(|r| matches!(&r.lhs, RelationLhs::Column(n) if *n == c.name))
+            })
             .map(|c| c.name.as_str())
             .collect();
-        return invalid(format!("Some clustering keys are missing: {}", missing.join(", ")));
+        return invalid(format!(
+            "Some clustering keys are missing: {}",
+            missing.join(", ")
+        ));
     }
     let mut out = vec![];
     for key in &target.keys {
         let mut m = empty_mutation(table, key.clone());
         for ck in &target.clusterings {
-            let mut row = RowUpdate { clustering: Bytes::from(ck.clone()), ..Default::default() };
+            let mut row = RowUpdate {
+                clustering: Bytes::from(ck.clone()),
+                ..Default::default()
+            };
             let mut statics = RowUpdate::default();
             for asg in &st.assignments {
                 let (data, is_static) = assignment_data(table, asg, key, ck, &a, ctx)?;
@@ -442,11 +681,23 @@ pub fn update(table: &Table, st: &UpdateStatement, ctx: &WriteCtx) -> QueryResul
     Ok(out)
 }
 
-fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8], a: &Attrs, ctx: &WriteCtx) -> QueryResult<(Option<ColumnData>, bool)> {
+fn assignment_data(
+    table: &Table,
+    asg: &Assignment,
+    key: &PartitionKey,
+    ck: &[u8],
+    a: &Attrs,
+    ctx: &WriteCtx,
+) -> QueryResult<(Option<ColumnData>, bool)> {
     let name_of = |asg: &Assignment| -> String {
         match asg {
-            Assignment::Set(ColumnTarget::Column(n) | ColumnTarget::Element(n, _) | ColumnTarget::Field(n, _), _) => n.clone(),
-            Assignment::Add(n, _) | Assignment::Prepend(n, _) | Assignment::Subtract(n, _) => n.clone(),
+            Assignment::Set(
+                ColumnTarget::Column(n) | ColumnTarget::Element(n, _) | ColumnTarget::Field(n, _),
+                _,
+            ) => n.clone(),
+            Assignment::Add(n, _) | Assignment::Prepend(n, _) | Assignment::Subtract(n, _) => {
+                n.clone()
+            }
         }
     };
     let col = column(table, &name_of(asg))?;
@@ -455,7 +706,11 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
     }
     let is_static = col.kind == ColumnKind::Static;
     let cname = Bytes::copy_from_slice(col.name.as_bytes());
-    let complex = |cells: Vec<(Bytes, Cell)>| ColumnData::Complex { column: cname.clone(), complex_deletion: None, cells };
+    let complex = |cells: Vec<(Bytes, Cell)>| ColumnData::Complex {
+        column: cname.clone(),
+        complex_deletion: None,
+        cells,
+    };
     let data = match asg {
         Assignment::Set(ColumnTarget::Column(_), t) => {
             if col.ty.is_counter() {
@@ -481,7 +736,10 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
                 let idx = list_index(k, &col.name, ctx.eval)?;
                 let elems = read_list(table, key, ck, col, ctx)?;
                 let Some((path, _)) = elems.get(idx) else {
-                    return invalid(format!("List index {idx} out of bound, list has size {}", elems.len()));
+                    return invalid(format!(
+                        "List index {idx} out of bound, list has size {}",
+                        elems.len()
+                    ));
                 };
                 let val = match eval(v, &et, &col.name, ctx.eval)? {
                     Evaluated::Value(b) => Some(b),
@@ -490,12 +748,20 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
                 };
                 Some(complex(vec![(path.clone(), a.cell(val))]))
             }
-            _ => return invalid(format!("Invalid operation ({}[..] = ...) for non collection column {}", col.name, col.name)),
+            _ => {
+                return invalid(format!(
+                    "Invalid operation ({}[..] = ...) for non collection column {}",
+                    col.name, col.name
+                ))
+            }
         },
         Assignment::Set(ColumnTarget::Field(_, f), v) => match &col.ty {
             CqlType::Udt(def) => {
                 let Some(i) = def.fields.iter().position(|(n, _)| n == f) else {
-                    return invalid(format!("UDT column {} does not have a field named {f}", col.name));
+                    return invalid(format!(
+                        "UDT column {} does not have a field named {f}",
+                        col.name
+                    ));
                 };
                 let val = match eval(v, &def.fields[i].1, &format!("{}.{f}", col.name), ctx.eval)? {
                     Evaluated::Value(b) => Some(b),
@@ -504,19 +770,35 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
                 };
                 Some(complex(vec![(udt_field_path(i), a.cell(val))]))
             }
-            CqlType::Frozen(_) => return invalid(format!("Invalid operation ({}.{f} = ...) for frozen UDT column {}", col.name, col.name)),
-            _ => return invalid(format!("Invalid operation ({}.{f} = ...) for non-UDT column {}", col.name, col.name)),
+            CqlType::Frozen(_) => {
+                return invalid(format!(
+                    "Invalid operation ({}.{f} = ...) for frozen UDT column {}",
+                    col.name, col.name
+                ))
+            }
+            _ => {
+                return invalid(format!(
+                    "Invalid operation ({}.{f} = ...) for non-UDT column {}",
+                    col.name, col.name
+                ))
+            }
         },
         Assignment::Add(_, t) | Assignment::Prepend(_, t) => {
             if col.ty.is_counter() {
                 return invalid("Counter updates are not supported yet");
             }
             if !col.ty.is_multicell() {
-                return invalid(format!("Invalid operation ({} = {} + ?) for non counter column {}", col.name, col.name, col.name));
+                return invalid(format!(
+                    "Invalid operation ({} = {} + ?) for non counter column {}",
+                    col.name, col.name, col.name
+                ));
             }
             let prepend = matches!(asg, Assignment::Prepend(..));
             if prepend && !matches!(col.ty, CqlType::List(_)) {
-                return invalid(format!("Invalid operation ({} = ? + {}) for non list column {}", col.name, col.name, col.name));
+                return invalid(format!(
+                    "Invalid operation ({} = ? + {}) for non list column {}",
+                    col.name, col.name, col.name
+                ));
             }
             match eval(t, &col.ty, &col.name, ctx.eval)? {
                 Evaluated::Value(b) => Some(complex(element_cells(&col.ty, &b, a, prepend)?)),
@@ -529,13 +811,23 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
             }
             match col.ty.clone() {
                 CqlType::Set(e) => match eval(t, &col.ty, &col.name, ctx.eval)? {
-                    Evaluated::Value(b) => Some(complex(split_collection(&b)?.into_iter().map(|v| (Bytes::from(clustering::encode_one(&e, v)), a.cell(None))).collect())),
+                    Evaluated::Value(b) => Some(complex(
+                        split_collection(&b)?
+                            .into_iter()
+                            .map(|v| (Bytes::from(clustering::encode_one(&e, v)), a.cell(None)))
+                            .collect(),
+                    )),
                     _ => None,
                 },
                 CqlType::Map(k, _) => {
                     let st = CqlType::Set(k.clone());
                     match eval(t, &st, &col.name, ctx.eval)? {
-                        Evaluated::Value(b) => Some(complex(split_collection(&b)?.into_iter().map(|v| (Bytes::from(clustering::encode_one(&k, v)), a.cell(None))).collect())),
+                        Evaluated::Value(b) => Some(complex(
+                            split_collection(&b)?
+                                .into_iter()
+                                .map(|v| (Bytes::from(clustering::encode_one(&k, v)), a.cell(None)))
+                                .collect(),
+                        )),
                         _ => None,
                     }
                 }
@@ -545,14 +837,23 @@ fn assignment_data(table: &Table, asg: &Assignment, key: &PartitionKey, ck: &[u8
                         let elems = read_list(table, key, ck, col, ctx)?;
                         let cells = elems
                             .into_iter()
-                            .filter(|(_, v)| remove.iter().any(|r| Value::compare(&e, r, v) == std::cmp::Ordering::Equal))
+                            .filter(|(_, v)| {
+                                remove
+                                    .iter()
+                                    .any(|r| Value::compare(&e, r, v) == std::cmp::Ordering::Equal)
+                            })
                             .map(|(p, _)| (p, a.cell(None)))
                             .collect();
                         Some(complex(cells))
                     }
                     _ => None,
                 },
-                _ => return invalid(format!("Invalid operation ({} = {} - ?) for non counter column {}", col.name, col.name, col.name)),
+                _ => {
+                    return invalid(format!(
+                        "Invalid operation ({} = {} - ?) for non counter column {}",
+                        col.name, col.name, col.name
+                    ))
+                }
             }
         }
     };
@@ -567,12 +868,20 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
         let mut m = empty_mutation(table, key.clone());
         if st.columns.is_empty() {
             if let Some((lo, hi)) = &target.slice {
-                m.range_tombstones.push(RangeTombstone { start: lo.clone(), end: hi.clone(), deletion: a.deletion() });
+                m.range_tombstones.push(RangeTombstone {
+                    start: lo.clone(),
+                    end: hi.clone(),
+                    deletion: a.deletion(),
+                });
             } else if target.clusterings.iter().all(|c| c.is_empty()) {
                 m.partition_deletion = Some(a.deletion());
             } else if target.full_clustering {
                 for ck in &target.clusterings {
-                    m.rows.push(RowUpdate { clustering: Bytes::from(ck.clone()), deletion: Some(a.deletion()), ..Default::default() });
+                    m.rows.push(RowUpdate {
+                        clustering: Bytes::from(ck.clone()),
+                        deletion: Some(a.deletion()),
+                        ..Default::default()
+                    });
                 }
             } else {
                 for ck in &target.clusterings {
@@ -587,50 +896,96 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
             continue;
         }
         for ck in &target.clusterings {
-            let mut row = RowUpdate { clustering: Bytes::from(ck.clone()), ..Default::default() };
+            let mut row = RowUpdate {
+                clustering: Bytes::from(ck.clone()),
+                ..Default::default()
+            };
             let mut statics = RowUpdate::default();
             for t in &st.columns {
                 let name = match t {
-                    ColumnTarget::Column(n) | ColumnTarget::Element(n, _) | ColumnTarget::Field(n, _) => n,
+                    ColumnTarget::Column(n)
+                    | ColumnTarget::Element(n, _)
+                    | ColumnTarget::Field(n, _) => n,
                 };
                 let col = column(table, name)?;
                 if col.is_primary_key() {
-                    return invalid(format!("Invalid identifier {name} for deletion (should not be a PRIMARY KEY part)"));
+                    return invalid(format!(
+                        "Invalid identifier {name} for deletion (should not be a PRIMARY KEY part)"
+                    ));
                 }
                 if col.kind != ColumnKind::Static && !target.full_clustering {
-                    let missing: Vec<&str> = table.clustering().iter().map(|c| c.name.as_str()).collect();
-                    return invalid(format!("Some clustering keys are missing: {}", missing.join(", ")));
+                    let missing: Vec<&str> =
+                        table.clustering().iter().map(|c| c.name.as_str()).collect();
+                    return invalid(format!(
+                        "Some clustering keys are missing: {}",
+                        missing.join(", ")
+                    ));
                 }
                 let cname = Bytes::copy_from_slice(name.as_bytes());
                 let data = match t {
-                    ColumnTarget::Column(_) if col.ty.is_multicell() => ColumnData::Complex { column: cname, complex_deletion: Some(a.deletion()), cells: vec![] },
-                    ColumnTarget::Column(_) => ColumnData::Simple { column: cname, cell: a.cell(None) },
+                    ColumnTarget::Column(_) if col.ty.is_multicell() => ColumnData::Complex {
+                        column: cname,
+                        complex_deletion: Some(a.deletion()),
+                        cells: vec![],
+                    },
+                    ColumnTarget::Column(_) => ColumnData::Simple {
+                        column: cname,
+                        cell: a.cell(None),
+                    },
                     ColumnTarget::Element(_, k) => match col.ty.clone() {
                         CqlType::Map(kt, _) | CqlType::Set(kt) => {
                             let kb = match eval(k, &kt, name, ctx.eval)? {
                                 Evaluated::Value(b) => b,
                                 _ => return invalid("Invalid null value for map key"),
                             };
-                            ColumnData::Complex { column: cname, complex_deletion: None, cells: vec![(Bytes::from(clustering::encode_one(&kt, &kb)), a.cell(None))] }
+                            ColumnData::Complex {
+                                column: cname,
+                                complex_deletion: None,
+                                cells: vec![(
+                                    Bytes::from(clustering::encode_one(&kt, &kb)),
+                                    a.cell(None),
+                                )],
+                            }
                         }
                         CqlType::List(_) => {
                             let idx = list_index(k, name, ctx.eval)?;
                             let elems = read_list(table, key, ck, col, ctx)?;
                             let Some((path, _)) = elems.get(idx) else {
-                                return invalid(format!("List index {idx} out of bound, list has size {}", elems.len()));
+                                return invalid(format!(
+                                    "List index {idx} out of bound, list has size {}",
+                                    elems.len()
+                                ));
                             };
-                            ColumnData::Complex { column: cname, complex_deletion: None, cells: vec![(path.clone(), a.cell(None))] }
+                            ColumnData::Complex {
+                                column: cname,
+                                complex_deletion: None,
+                                cells: vec![(path.clone(), a.cell(None))],
+                            }
                         }
-                        _ => return invalid(format!("Invalid element deletion on non-collection column {name}")),
+                        _ => {
+                            return invalid(format!(
+                                "Invalid element deletion on non-collection column {name}"
+                            ))
+                        }
                     },
                     ColumnTarget::Field(_, f) => match &col.ty {
                         CqlType::Udt(def) => {
                             let Some(i) = def.fields.iter().position(|(n, _)| n == f) else {
-                                return invalid(format!("UDT column {name} does not have a field named {f}"));
+                                return invalid(format!(
+                                    "UDT column {name} does not have a field named {f}"
+                                ));
                             };
-                            ColumnData::Complex { column: cname, complex_deletion: None, cells: vec![(udt_field_path(i), a.cell(None))] }
+                            ColumnData::Complex {
+                                column: cname,
+                                complex_deletion: None,
+                                cells: vec![(udt_field_path(i), a.cell(None))],
+                            }
                         }
-                        _ => return invalid(format!("Invalid field deletion on non-UDT column {name}")),
+                        _ => {
+                            return invalid(format!(
+                                "Invalid field deletion on non-UDT column {name}"
+                            ))
+                        }
                     },
                 };
                 if col.kind == ColumnKind::Static {

@@ -48,34 +48,80 @@ fn load_identity(dir: &Path, num_tokens: u32) -> std::io::Result<Identity> {
     // Evenly spaced tokens with a random offset: balanced ownership for a single node.
     let offset = (Uuid::new_v4().as_u128() as u64) as i64;
     let step = (u64::MAX / num_tokens as u64) as i64;
-    let mut tokens: Vec<i64> = (0..num_tokens as i64).map(|i| offset.wrapping_add(i.wrapping_mul(step))).collect();
+    let mut tokens: Vec<i64> = (0..num_tokens as i64)
+        .map(|i| offset.wrapping_add(i.wrapping_mul(step)))
+        .collect();
     tokens.sort();
-    let id = Identity { host_id: Uuid::new_v4(), tokens };
+    let id = Identity {
+        host_id: Uuid::new_v4(),
+        tokens,
+    };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&id).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&id).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, &path)?;
     Ok(id)
 }
 
 pub fn table_params(t: &Table) -> TableParams {
-    let mut p = TableParams { name: format!("{}.{}", t.keyspace, t.name), ..TableParams::default() };
+    let mut p = TableParams {
+        name: format!("{}.{}", t.keyspace, t.name),
+        ..TableParams::default()
+    };
     p.bloom_filter_fp_chance = t.options.bloom_filter_fp_chance;
     p.gc_grace_seconds = t.options.gc_grace_seconds as i64;
     let comp = &t.options.compression;
-    p.compression = if comp.get("enabled").map(|e| e == "false").unwrap_or(false) || comp.get("class").map(|c| c.ends_with("NoopCompressor")).unwrap_or(false) {
+    p.compression = if comp.get("enabled").map(|e| e == "false").unwrap_or(false)
+        || comp
+            .get("class")
+            .map(|c| c.ends_with("NoopCompressor"))
+            .unwrap_or(false)
+    {
         sibyl_storage::Compression::None
     } else {
-        let kb = comp.get("chunk_length_in_kb").and_then(|v| v.parse().ok()).unwrap_or(16);
-        sibyl_storage::Compression::Lz4 { chunk_length_kb: kb }
+        let kb = comp
+            .get("chunk_length_in_kb")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(16);
+        sibyl_storage::Compression::Lz4 {
+            chunk_length_kb: kb,
+        }
     };
-    let class = t.options.compaction.get("class").cloned().unwrap_or_default();
+    let class = t
+        .options
+        .compaction
+        .get("class")
+        .cloned()
+        .unwrap_or_default();
     p.compaction = if class.ends_with("LeveledCompactionStrategy") {
-        let mb = t.options.compaction.get("sstable_size_in_mb").and_then(|v| v.parse().ok()).unwrap_or(160);
-        sibyl_storage::CompactionStrategy::Leveled { sstable_size_in_mb: mb }
+        let mb = t
+            .options
+            .compaction
+            .get("sstable_size_in_mb")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(160);
+        sibyl_storage::CompactionStrategy::Leveled {
+            sstable_size_in_mb: mb,
+        }
     } else {
-        let min = t.options.compaction.get("min_threshold").and_then(|v| v.parse().ok()).unwrap_or(4);
-        let max = t.options.compaction.get("max_threshold").and_then(|v| v.parse().ok()).unwrap_or(32);
-        sibyl_storage::CompactionStrategy::SizeTiered { min_threshold: min, max_threshold: max }
+        let min = t
+            .options
+            .compaction
+            .get("min_threshold")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4);
+        let max = t
+            .options
+            .compaction
+            .get("max_threshold")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32);
+        sibyl_storage::CompactionStrategy::SizeTiered {
+            min_threshold: min,
+            max_threshold: max,
+        }
     };
     p
 }
@@ -87,12 +133,17 @@ impl Node {
         let store = SchemaStore::new(&config.data_dir);
         let mut schema = store.load()?;
         schema.version = crate::ddl::content_version(&schema);
-        let tables: Vec<(Uuid, TableParams)> = schema.tables().map(|t| (t.id, table_params(t))).collect();
+        let tables: Vec<(Uuid, TableParams)> =
+            schema.tables().map(|t| (t.id, table_params(t))).collect();
         let mut opts = EngineOptions::default();
         opts.commitlog_sync = match config.commitlog_sync {
-            CommitlogSyncMode::Periodic { period_ms } => sibyl_storage::CommitlogSync::Periodic { period_ms },
+            CommitlogSyncMode::Periodic { period_ms } => {
+                sibyl_storage::CommitlogSync::Periodic { period_ms }
+            }
             CommitlogSyncMode::Batch => sibyl_storage::CommitlogSync::Batch,
-            CommitlogSyncMode::Group { window_ms } => sibyl_storage::CommitlogSync::Group { window_ms },
+            CommitlogSyncMode::Group { window_ms } => {
+                sibyl_storage::CommitlogSync::Group { window_ms }
+            }
         };
         if let Some(m) = config.memtable_space {
             opts.memtable_space = m;
@@ -102,7 +153,10 @@ impl Node {
         }
         opts.auto_snapshot = config.auto_snapshot;
         let engine = Engine::open(&config.data_dir.join("storage"), opts, tables)?;
-        let generation = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)) as i32;
+        let generation = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)) as i32;
         let local = LocalInfo {
             cluster_name: config.cluster_name.clone(),
             dc: config.dc.clone(),
@@ -135,6 +189,7 @@ impl Node {
 
     /// Persists and publishes a new schema (the caller holds `ddl_lock`).
     pub fn install_schema(&self, mut schema: Schema) -> std::io::Result<()> {
+        schema.epoch = self.schema.read().epoch + 1;
         schema.version = crate::ddl::content_version(&schema);
         self.store.save(&schema)?;
         *self.schema.write() = Arc::new(schema);
@@ -147,7 +202,12 @@ impl Node {
         let mut last = self.last_micros.load(Ordering::Relaxed);
         loop {
             let next = if now > last { now } else { last + 1 };
-            match self.last_micros.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.last_micros.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(x) => last = x,
             }
@@ -155,7 +215,10 @@ impl Node {
     }
 
     pub fn find_table(&self, schema: &Schema, ks: &str, name: &str) -> Option<Arc<Table>> {
-        self.vtables.get(&(ks.to_string(), name.to_string())).cloned().or_else(|| schema.table(ks, name).cloned())
+        self.vtables
+            .get(&(ks.to_string(), name.to_string()))
+            .cloned()
+            .or_else(|| schema.table(ks, name).cloned())
     }
 
     pub fn shutdown(&self) {

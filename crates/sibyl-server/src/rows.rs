@@ -25,7 +25,10 @@ pub struct RowData {
 
 impl RowData {
     pub fn empty(n: usize) -> Self {
-        RowData { values: vec![None; n], meta: vec![None; n] }
+        RowData {
+            values: vec![None; n],
+            meta: vec![None; n],
+        }
     }
 }
 
@@ -72,7 +75,12 @@ pub fn complex_to_bytes(ty: &CqlType, elems: &[(Bytes, LiveCell)]) -> QueryResul
                 }
             }
         }
-        other => return Err(QueryError::Server(format!("complex cells for non-multicell type {}", other.cql_name()))),
+        other => {
+            return Err(QueryError::Server(format!(
+                "complex cells for non-multicell type {}",
+                other.cql_name()
+            )))
+        }
     }
     Ok(Bytes::from(out))
 }
@@ -97,7 +105,12 @@ fn find<'a>(row: &'a RowView, name: &str) -> Option<&'a ColumnView> {
 
 /// Builds a CQL row from partition key components, an optional static row and an optional
 /// clustered row (None: a partition that only has static content).
-pub fn materialize(table: &Table, pk: &[Bytes], statics: Option<&RowView>, row: Option<&RowView>) -> QueryResult<RowData> {
+pub fn materialize(
+    table: &Table,
+    pk: &[Bytes],
+    statics: Option<&RowView>,
+    row: Option<&RowView>,
+) -> QueryResult<RowData> {
     let mut data = RowData::empty(table.columns.len());
     for (i, v) in pk.iter().enumerate() {
         data.values[i] = Some(v.clone());
@@ -110,21 +123,36 @@ pub fn materialize(table: &Table, pk: &[Bytes], statics: Option<&RowView>, row: 
             }
         }
     }
-    for (i, col) in table.columns.iter().enumerate().skip(table.partition_key_count + table.clustering_count) {
+    for (i, col) in table
+        .columns
+        .iter()
+        .enumerate()
+        .skip(table.partition_key_count + table.clustering_count)
+    {
         let source = match col.kind {
             ColumnKind::Static => statics,
             _ => row,
         };
-        let Some(view) = source.and_then(|r| find(r, &col.name)) else { continue };
+        let Some(view) = source.and_then(|r| find(r, &col.name)) else {
+            continue;
+        };
         match view {
             ColumnView::Simple(c) => {
                 data.values[i] = Some(c.value.clone());
-                data.meta[i] = Some(CellMeta { timestamp: c.timestamp, ttl: c.ttl, expires_at: c.expires_at });
+                data.meta[i] = Some(CellMeta {
+                    timestamp: c.timestamp,
+                    ttl: c.ttl,
+                    expires_at: c.expires_at,
+                });
             }
             ColumnView::Complex(elems) => {
                 data.values[i] = Some(complex_to_bytes(&col.ty, elems)?);
                 if let Some((_, c)) = elems.iter().max_by_key(|(_, c)| c.timestamp) {
-                    data.meta[i] = Some(CellMeta { timestamp: c.timestamp, ttl: c.ttl, expires_at: c.expires_at });
+                    data.meta[i] = Some(CellMeta {
+                        timestamp: c.timestamp,
+                        ttl: c.ttl,
+                        expires_at: c.expires_at,
+                    });
                 }
             }
         }

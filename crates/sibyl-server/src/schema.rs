@@ -70,7 +70,10 @@ pub struct TableOptions {
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Default for TableOptions {
@@ -83,7 +86,10 @@ impl Default for TableOptions {
             cdc: false,
             comment: String::new(),
             compaction: map(&[
-                ("class", "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"),
+                (
+                    "class",
+                    "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy",
+                ),
                 ("max_threshold", "32"),
                 ("min_threshold", "4"),
             ]),
@@ -157,7 +163,10 @@ impl Table {
     }
     /// Clustering types with their order, as the clustering encoder wants them.
     pub fn clustering_types(&self) -> Vec<(CqlType, bool)> {
-        self.clustering().iter().map(|c| (c.ty.clone(), c.reversed)).collect()
+        self.clustering()
+            .iter()
+            .map(|c| (c.ty.clone(), c.reversed))
+            .collect()
     }
     /// Sorts non-key columns by name, as Cassandra orders them in `SELECT *`.
     pub fn normalize(&mut self) {
@@ -179,6 +188,10 @@ pub struct Keyspace {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Schema {
     pub version: Uuid,
+    /// Counts changes, so that every change yields a new version even when it restores an
+    /// earlier content (e.g. CREATE TYPE then DROP TYPE).
+    #[serde(default)]
+    pub epoch: u64,
     pub keyspaces: BTreeMap<String, Arc<Keyspace>>,
 }
 
@@ -198,14 +211,19 @@ pub struct SchemaStore {
 
 impl SchemaStore {
     pub fn new(data_dir: &Path) -> Self {
-        SchemaStore { path: data_dir.join("schema.json") }
+        SchemaStore {
+            path: data_dir.join("schema.json"),
+        }
     }
 
     pub fn load(&self) -> std::io::Result<Schema> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Schema { version: Uuid::new_v4(), ..Default::default() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Schema {
+                version: Uuid::new_v4(),
+                ..Default::default()
+            }),
             Err(e) => Err(e),
         }
     }

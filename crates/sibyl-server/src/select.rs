@@ -6,7 +6,9 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sibyl_cql::ast::{Operator, OrderingTarget, Relation, RelationLhs, SelectStatement, Selector, Term};
+use sibyl_cql::ast::{
+    Operator, OrderingTarget, Relation, RelationLhs, SelectStatement, Selector, Term,
+};
 use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
 use sibyl_storage::model::{PartitionKey, PartitionView, Slice};
 use sibyl_types::{clustering, murmur3, split_collection, split_map, CqlType, Value};
@@ -48,7 +50,10 @@ enum Sel {
 
 impl Sel {
     fn is_aggregate(&self) -> bool {
-        matches!(self, Sel::CountRows | Sel::Count(_) | Sel::Min(_) | Sel::Max(_) | Sel::Sum(_) | Sel::Avg(_))
+        matches!(
+            self,
+            Sel::CountRows | Sel::Count(_) | Sel::Min(_) | Sel::Max(_) | Sel::Sum(_) | Sel::Avg(_)
+        )
     }
 }
 
@@ -58,7 +63,12 @@ pub struct Selection {
 }
 
 fn column_of<'a>(table: &'a Table, name: &str) -> QueryResult<usize> {
-    table.column_index(name).ok_or_else(|| QueryError::Invalid(format!("Undefined column name {name} in table {}.{}", table.keyspace, table.name)))
+    table.column_index(name).ok_or_else(|| {
+        QueryError::Invalid(format!(
+            "Undefined column name {name} in table {}.{}",
+            table.keyspace, table.name
+        ))
+    })
 }
 
 fn selector_name(s: &Selector) -> String {
@@ -111,7 +121,11 @@ fn single_column_arg(table: &Table, args: &[Selector], fname: &str) -> QueryResu
     }
 }
 
-fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, String, CqlType)> {
+fn compile_selector(
+    table: &Table,
+    s: &Selector,
+    ctx: &EvalCtx,
+) -> QueryResult<(Sel, String, CqlType)> {
     let name = selector_name(s);
     Ok(match s {
         Selector::Column(c) => {
@@ -125,10 +139,21 @@ fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(
                     let i = single_column_arg(table, args, &f)?;
                     let col = &table.columns[i];
                     if col.is_primary_key() {
-                        return invalid(format!("Cannot use selection function {f} on PRIMARY KEY part {}", col.name));
+                        return invalid(format!(
+                            "Cannot use selection function {f} on PRIMARY KEY part {}",
+                            col.name
+                        ));
                     }
                     if col.ty.is_multicell() {
-                        return invalid(format!("Cannot use selection function {f} on non-frozen {} {}", if col.ty.is_collection() { "collection" } else { "user type" }, col.name));
+                        return invalid(format!(
+                            "Cannot use selection function {f} on non-frozen {} {}",
+                            if col.ty.is_collection() {
+                                "collection"
+                            } else {
+                                "user type"
+                            },
+                            col.name
+                        ));
                     }
                     if f == "writetime" {
                         (Sel::WriteTime(i), name, CqlType::Bigint)
@@ -137,16 +162,33 @@ fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(
                     }
                 }
                 "token" => {
-                    let names: Vec<&str> = args.iter().filter_map(|a| if let Selector::Column(c) = a { Some(c.as_str()) } else { None }).collect();
-                    let pk: Vec<&str> = table.partition_key().iter().map(|c| c.name.as_str()).collect();
+                    let names: Vec<&str> = args
+                        .iter()
+                        .filter_map(|a| {
+                            if let Selector::Column(c) = a {
+                                Some(c.as_str())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    let pk: Vec<&str> = table
+                        .partition_key()
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect();
                     if names != pk {
                         return invalid(format!("Invalid arguments for function token: the partition key columns are {}", pk.join(", ")));
                     }
                     (Sel::Token, name, CqlType::Bigint)
                 }
                 "count" => match args.as_slice() {
-                    [Selector::Star] | [Selector::Term(Term::Literal(_))] => (Sel::CountRows, "count".into(), CqlType::Bigint),
-                    [Selector::Column(c)] => (Sel::Count(column_of(table, c)?), name, CqlType::Bigint),
+                    [Selector::Star] | [Selector::Term(Term::Literal(_))] => {
+                        (Sel::CountRows, "count".into(), CqlType::Bigint)
+                    }
+                    [Selector::Column(c)] => {
+                        (Sel::Count(column_of(table, c)?), name, CqlType::Bigint)
+                    }
                     _ => return invalid("Invalid arguments for function count"),
                 },
                 "min" | "max" | "sum" | "avg" => {
@@ -159,14 +201,20 @@ fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(
                         _ => Sel::Avg(i),
                     };
                     if matches!(sel, Sel::Sum(_) | Sel::Avg(_)) && !is_numeric(&ty) {
-                        return invalid(format!("Invalid call to function {f}: argument must be numeric"));
+                        return invalid(format!(
+                            "Invalid call to function {f}: argument must be numeric"
+                        ));
                     }
                     (sel, name, ty)
                 }
                 _ => {
                     // A constant function of terms (now(), uuid(), ...).
-                    let term = Term::Function { name: fname.clone(), args: args.iter().map(selector_term).collect::<QueryResult<_>>()? };
-                    let ty = crate::values::function_return_type(&f).ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
+                    let term = Term::Function {
+                        name: fname.clone(),
+                        args: args.iter().map(selector_term).collect::<QueryResult<_>>()?,
+                    };
+                    let ty = crate::values::function_return_type(&f)
+                        .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
                     let v = eval(&term, &ty, &name, ctx)?;
                     (Sel::Constant(v.bytes().cloned()), name, ty)
                 }
@@ -184,13 +232,27 @@ fn compile_selector(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(
 fn selector_term(s: &Selector) -> QueryResult<Term> {
     match s {
         Selector::Term(t) => Ok(t.clone()),
-        Selector::Function { name, args } => Ok(Term::Function { name: name.clone(), args: args.iter().map(selector_term).collect::<QueryResult<_>>()? }),
+        Selector::Function { name, args } => Ok(Term::Function {
+            name: name.clone(),
+            args: args.iter().map(selector_term).collect::<QueryResult<_>>()?,
+        }),
         _ => invalid("Invalid function argument"),
     }
 }
 
 fn is_numeric(t: &CqlType) -> bool {
-    matches!(t, CqlType::Int | CqlType::Bigint | CqlType::Smallint | CqlType::Tinyint | CqlType::Varint | CqlType::Decimal | CqlType::Float | CqlType::Double | CqlType::Counter)
+    matches!(
+        t,
+        CqlType::Int
+            | CqlType::Bigint
+            | CqlType::Smallint
+            | CqlType::Tinyint
+            | CqlType::Varint
+            | CqlType::Decimal
+            | CqlType::Float
+            | CqlType::Double
+            | CqlType::Counter
+    )
 }
 
 /// Where a SELECT reads from.
@@ -216,7 +278,9 @@ struct Plan {
 fn eval_bytes(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Bytes> {
     match eval(term, ty, receiver, ctx)? {
         Evaluated::Value(b) => Ok(b),
-        Evaluated::Null => invalid(format!("Invalid null value in condition for column {receiver}")),
+        Evaluated::Null => invalid(format!(
+            "Invalid null value in condition for column {receiver}"
+        )),
         Evaluated::Unset => invalid(format!("Invalid unset value for column {receiver}")),
     }
 }
@@ -224,19 +288,31 @@ fn eval_bytes(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> Query
 /// The candidates of `IN (...)` or `IN ?`.
 fn in_values(rhs: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Vec<Bytes>> {
     match rhs {
-        Term::Tuple(items) | Term::List(items) => items.iter().map(|t| eval_bytes(t, ty, receiver, ctx)).collect(),
+        Term::Tuple(items) | Term::List(items) => items
+            .iter()
+            .map(|t| eval_bytes(t, ty, receiver, ctx))
+            .collect(),
         Term::Bind(_) => {
             let list_ty = CqlType::List(Box::new(ty.clone()));
             match eval(rhs, &list_ty, receiver, ctx)? {
-                Evaluated::Value(b) => Ok(split_collection(&b)?.into_iter().map(Bytes::copy_from_slice).collect()),
-                _ => invalid(format!("Invalid null value for IN restriction on {receiver}")),
+                Evaluated::Value(b) => Ok(split_collection(&b)?
+                    .into_iter()
+                    .map(Bytes::copy_from_slice)
+                    .collect()),
+                _ => invalid(format!(
+                    "Invalid null value for IN restriction on {receiver}"
+                )),
             }
         }
         other => Ok(vec![eval_bytes(other, ty, receiver, ctx)?]),
     }
 }
 
-fn compile_relation(table: &Table, rel: &Relation, ctx: &EvalCtx) -> QueryResult<Vec<(usize, Restriction)>> {
+fn compile_relation(
+    table: &Table,
+    rel: &Relation,
+    ctx: &EvalCtx,
+) -> QueryResult<Vec<(usize, Restriction)>> {
     match &rel.lhs {
         RelationLhs::Column(name) => {
             let i = column_of(table, name)?;
@@ -268,7 +344,10 @@ fn compile_relation(table: &Table, rel: &Relation, ctx: &EvalCtx) -> QueryResult
             Ok(vec![(i, r)])
         }
         RelationLhs::Columns(names) => {
-            let idx: Vec<usize> = names.iter().map(|n| column_of(table, n)).collect::<QueryResult<_>>()?;
+            let idx: Vec<usize> = names
+                .iter()
+                .map(|n| column_of(table, n))
+                .collect::<QueryResult<_>>()?;
             for (k, &i) in idx.iter().enumerate() {
                 if table.columns[i].kind != ColumnKind::Clustering {
                     return invalid(format!("Multi-column relations can only be applied to clustering columns but was applied to: {}", names[k]));
@@ -276,40 +355,82 @@ fn compile_relation(table: &Table, rel: &Relation, ctx: &EvalCtx) -> QueryResult
             }
             let tuple_of = |t: &Term| -> QueryResult<Vec<Bytes>> {
                 match t {
-                    Term::Tuple(items) if items.len() == idx.len() => items.iter().zip(&idx).map(|(t, &i)| eval_bytes(t, &table.columns[i].ty, &table.columns[i].name, ctx)).collect(),
+                    Term::Tuple(items) if items.len() == idx.len() => items
+                        .iter()
+                        .zip(&idx)
+                        .map(|(t, &i)| {
+                            eval_bytes(t, &table.columns[i].ty, &table.columns[i].name, ctx)
+                        })
+                        .collect(),
                     Term::Bind(_) => {
-                        let tty = CqlType::Tuple(idx.iter().map(|&i| table.columns[i].ty.clone()).collect());
+                        let tty = CqlType::Tuple(
+                            idx.iter().map(|&i| table.columns[i].ty.clone()).collect(),
+                        );
                         let b = eval_bytes(t, &tty, "tuple", ctx)?;
-                        Ok(sibyl_types::split_tuple(idx.len(), &b)?.into_iter().map(|x| Bytes::copy_from_slice(x.unwrap_or_default())).collect())
+                        Ok(sibyl_types::split_tuple(idx.len(), &b)?
+                            .into_iter()
+                            .map(|x| Bytes::copy_from_slice(x.unwrap_or_default()))
+                            .collect())
                     }
-                    _ => invalid(format!("Expected {} elements in value tuple, but got a different number", idx.len())),
+                    _ => invalid(format!(
+                        "Expected {} elements in value tuple, but got a different number",
+                        idx.len()
+                    )),
                 }
             };
             let values = match (&rel.op, &rel.rhs) {
-                (Operator::In, Term::Tuple(items)) if items.iter().all(|i| matches!(i, Term::Tuple(_) | Term::Bind(_))) && !(idx.len() > 1 && items.len() == idx.len() && !items.iter().any(|i| matches!(i, Term::Tuple(_)))) => items.iter().map(tuple_of).collect::<QueryResult<_>>()?,
+                (Operator::In, Term::Tuple(items))
+                    if items
+                        .iter()
+                        .all(|i| matches!(i, Term::Tuple(_) | Term::Bind(_)))
+                        && !(idx.len() > 1
+                            && items.len() == idx.len()
+                            && !items.iter().any(|i| matches!(i, Term::Tuple(_)))) =>
+                {
+                    items.iter().map(tuple_of).collect::<QueryResult<_>>()?
+                }
                 (Operator::In, t) => vec![tuple_of(t)?],
                 (_, t) => vec![tuple_of(t)?],
             };
             Ok(vec![(usize::MAX, Restriction::Tuple(idx, rel.op, values))])
         }
         RelationLhs::Token(_) => Ok(vec![]),
-        RelationLhs::MapElement(name, _) => invalid(format!("Map-entry equality predicates on frozen map column {name} are not supported")),
+        RelationLhs::MapElement(name, _) => invalid(format!(
+            "Map-entry equality predicates on frozen map column {name} are not supported"
+        )),
     }
 }
 
-fn token_bounds(table: &Table, rels: &[Relation], ctx: &EvalCtx) -> QueryResult<Option<(Bound<i64>, Bound<i64>)>> {
+fn token_bounds(
+    table: &Table,
+    rels: &[Relation],
+    ctx: &EvalCtx,
+) -> QueryResult<Option<(Bound<i64>, Bound<i64>)>> {
     let mut lo = Bound::Unbounded;
     let mut hi = Bound::Unbounded;
     let mut any = false;
     for rel in rels {
-        let RelationLhs::Token(cols) = &rel.lhs else { continue };
-        let pk: Vec<&str> = table.partition_key().iter().map(|c| c.name.as_str()).collect();
+        let RelationLhs::Token(cols) = &rel.lhs else {
+            continue;
+        };
+        let pk: Vec<&str> = table
+            .partition_key()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         if cols.iter().map(|s| s.as_str()).collect::<Vec<_>>() != pk {
-            return invalid(format!("The token function arguments must be in the partition key order: {}", pk.join(", ")));
+            return invalid(format!(
+                "The token function arguments must be in the partition key order: {}",
+                pk.join(", ")
+            ));
         }
         any = true;
         let b = eval_bytes(&rel.rhs, &CqlType::Bigint, "partition key token", ctx)?;
-        let t = i64::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid token".into()))?);
+        let t = i64::from_be_bytes(
+            b.as_ref()
+                .try_into()
+                .map_err(|_| QueryError::Invalid("Invalid token".into()))?,
+        );
         match rel.op {
             Operator::Gt => lo = Bound::Excluded(t),
             Operator::Gte => lo = Bound::Included(t),
@@ -385,15 +506,28 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     let mut slice: Option<(usize, Vec<&Restriction>)> = None;
     let mut exact = true;
     let mut stop = false;
-    let restricted = |j: usize| filters.iter().filter(move |(i, _)| *i == npk + j).map(|(_, r)| r).collect::<Vec<_>>();
-    let tuple_restr: Vec<&Restriction> = filters.iter().filter(|(i, _)| *i == usize::MAX).map(|(_, r)| r).collect();
+    let restricted = |j: usize| {
+        filters
+            .iter()
+            .filter(move |(i, _)| *i == npk + j)
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+    };
+    let tuple_restr: Vec<&Restriction> = filters
+        .iter()
+        .filter(|(i, _)| *i == usize::MAX)
+        .map(|(_, r)| r)
+        .collect();
     if !tuple_restr.is_empty() {
         exact = false;
     }
     for j in 0..nck {
         let rs = restricted(j);
         if rs.is_empty() {
-            if (j + 1..nck).any(|k| !restricted(k).is_empty()) && !st.allow_filtering && !range_query {
+            if (j + 1..nck).any(|k| !restricted(k).is_empty())
+                && !st.allow_filtering
+                && !range_query
+            {
                 let next = (j + 1..nck).find(|k| !restricted(*k).is_empty()).unwrap();
                 return invalid(format!(
                     "PRIMARY KEY column \"{}\" cannot be restricted as preceding column \"{}\" is not restricted",
@@ -422,7 +556,10 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
                 }
                 prefixes = next;
             }
-            rs if rs.iter().all(|r| matches!(r, Restriction::Cmp(op, _) if *op != Operator::Neq)) => {
+            rs if rs
+                .iter()
+                .all(|r| matches!(r, Restriction::Cmp(op, _) if *op != Operator::Neq)) =>
+            {
                 slice = Some((j, rs.to_vec()));
                 stop = true;
             }
@@ -432,10 +569,16 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
             }
         }
     }
-    if range_query && filters.iter().any(|(i, _)| *i >= npk && (*i < npk + nck || *i == usize::MAX)) {
+    if range_query
+        && filters
+            .iter()
+            .any(|(i, _)| *i >= npk && (*i < npk + nck || *i == usize::MAX))
+    {
         needs_filtering = true;
     }
-    let regular = filters.iter().any(|(i, _)| *i != usize::MAX && *i >= npk + nck);
+    let regular = filters
+        .iter()
+        .any(|(i, _)| *i != usize::MAX && *i >= npk + nck);
     if regular {
         needs_filtering = true;
         exact = false;
@@ -459,8 +602,16 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     encoded.dedup();
     let mut slice_ranges = vec![];
     for enc in &encoded {
-        let mut lo: Bound<Bytes> = if enc.is_empty() { Bound::Unbounded } else { Bound::Included(Bytes::from(enc.clone())) };
-        let mut hi: Bound<Bytes> = if enc.is_empty() { Bound::Unbounded } else { Bound::Excluded(Bytes::from(clustering::prefix_end(enc))) };
+        let mut lo: Bound<Bytes> = if enc.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(Bytes::from(enc.clone()))
+        };
+        let mut hi: Bound<Bytes> = if enc.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(Bytes::from(clustering::prefix_end(enc)))
+        };
         if let Some((j, rs)) = &slice {
             let prefix_vals = &prefixes[0];
             for r in rs {
@@ -501,7 +652,9 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
         let mut dir: Option<bool> = None;
         for (k, o) in st.order_by.iter().enumerate() {
             let OrderingTarget::Column(name) = &o.target else {
-                return invalid("ANN ordering requires a storage-attached index on the vector column");
+                return invalid(
+                    "ANN ordering requires a storage-attached index on the vector column",
+                );
             };
             let i = column_of(table, name)?;
             if table.columns[i].kind != ColumnKind::Clustering {
@@ -518,8 +671,16 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
         }
         reversed = dir.unwrap_or(false);
     }
-    let sort_across_partitions = !st.order_by.is_empty() && matches!(&partitions, Partitions::Keys(k) if k.len() > 1);
-    Ok(Plan { partitions, slice_ranges, filters, exact, reversed, sort_across_partitions })
+    let sort_across_partitions =
+        !st.order_by.is_empty() && matches!(&partitions, Partitions::Keys(k) if k.len() > 1);
+    Ok(Plan {
+        partitions,
+        slice_ranges,
+        filters,
+        exact,
+        reversed,
+        sort_across_partitions,
+    })
 }
 
 fn cmp_op(ord: Ordering, op: Operator) -> bool {
@@ -534,13 +695,19 @@ fn cmp_op(ord: Ordering, op: Operator) -> bool {
     }
 }
 
-fn row_matches(table: &Table, filters: &[(usize, Restriction)], row: &RowData) -> QueryResult<bool> {
+fn row_matches(
+    table: &Table,
+    filters: &[(usize, Restriction)],
+    row: &RowData,
+) -> QueryResult<bool> {
     for (i, r) in filters {
         if let Restriction::Tuple(idx, op, candidates) = r {
             let ok = candidates.iter().any(|vals| {
                 let mut ord = Ordering::Equal;
                 for (k, &c) in idx.iter().enumerate() {
-                    let Some(v) = &row.values[c] else { return false };
+                    let Some(v) = &row.values[c] else {
+                        return false;
+                    };
                     let col = &table.columns[c];
                     let mut o = Value::compare(&col.ty, v, &vals[k]);
                     if col.reversed {
@@ -552,7 +719,11 @@ fn row_matches(table: &Table, filters: &[(usize, Restriction)], row: &RowData) -
                         break;
                     }
                 }
-                if *op == Operator::In { ord == Ordering::Equal } else { cmp_op(ord, *op) }
+                if *op == Operator::In {
+                    ord == Ordering::Equal
+                } else {
+                    cmp_op(ord, *op)
+                }
             });
             if !ok {
                 return Ok(false);
@@ -560,18 +731,28 @@ fn row_matches(table: &Table, filters: &[(usize, Restriction)], row: &RowData) -
             continue;
         }
         let col = &table.columns[*i];
-        let Some(v) = &row.values[*i] else { return Ok(false) };
+        let Some(v) = &row.values[*i] else {
+            return Ok(false);
+        };
         let ok = match r {
             Restriction::Eq(b) => Value::compare(&col.ty, v, b) == Ordering::Equal,
-            Restriction::In(bs) => bs.iter().any(|b| Value::compare(&col.ty, v, b) == Ordering::Equal),
+            Restriction::In(bs) => bs
+                .iter()
+                .any(|b| Value::compare(&col.ty, v, b) == Ordering::Equal),
             Restriction::Cmp(op, b) => cmp_op(Value::compare(&col.ty, v, b), *op),
             Restriction::Contains(b) => match col.ty.unfrozen() {
-                CqlType::List(e) | CqlType::Set(e) => split_collection(v)?.iter().any(|x| Value::compare(e, x, b) == Ordering::Equal),
-                CqlType::Map(_, vt) => split_map(v)?.iter().any(|(_, x)| Value::compare(vt, x, b) == Ordering::Equal),
+                CqlType::List(e) | CqlType::Set(e) => split_collection(v)?
+                    .iter()
+                    .any(|x| Value::compare(e, x, b) == Ordering::Equal),
+                CqlType::Map(_, vt) => split_map(v)?
+                    .iter()
+                    .any(|(_, x)| Value::compare(vt, x, b) == Ordering::Equal),
                 _ => false,
             },
             Restriction::ContainsKey(b) => match col.ty.unfrozen() {
-                CqlType::Map(kt, _) => split_map(v)?.iter().any(|(k, _)| Value::compare(kt, k, b) == Ordering::Equal),
+                CqlType::Map(kt, _) => split_map(v)?
+                    .iter()
+                    .any(|(k, _)| Value::compare(kt, k, b) == Ordering::Equal),
                 _ => false,
             },
             Restriction::Tuple(..) => true,
@@ -607,9 +788,20 @@ fn limit_value(t: &Option<Term>, what: &str, ctx: &EvalCtx) -> QueryResult<Optio
     let Some(t) = t else { return Ok(None) };
     match eval(t, &CqlType::Int, what, ctx)? {
         Evaluated::Value(b) => {
-            let n = i32::from_be_bytes(b.as_ref().try_into().map_err(|_| QueryError::Invalid("Invalid limit".into()))?);
+            let n = i32::from_be_bytes(
+                b.as_ref()
+                    .try_into()
+                    .map_err(|_| QueryError::Invalid("Invalid limit".into()))?,
+            );
             if n <= 0 {
-                return invalid(format!("{} must be strictly positive", if what == "[limit]" { "LIMIT" } else { "PER PARTITION LIMIT" }));
+                return invalid(format!(
+                    "{} must be strictly positive",
+                    if what == "[limit]" {
+                        "LIMIT"
+                    } else {
+                        "PER PARTITION LIMIT"
+                    }
+                ));
             }
             Ok(Some(n as u64))
         }
@@ -622,7 +814,12 @@ fn partition_key_parts(table: &Table, key: &[u8]) -> QueryResult<Vec<Bytes>> {
     if table.partition_key_count == 1 {
         return Ok(vec![Bytes::copy_from_slice(key)]);
     }
-    Ok(murmur3::decompose_partition_key(table.partition_key_count, key)?.into_iter().map(Bytes::from).collect())
+    Ok(
+        murmur3::decompose_partition_key(table.partition_key_count, key)?
+            .into_iter()
+            .map(Bytes::from)
+            .collect(),
+    )
 }
 
 pub fn partition_key_of(parts: &[Bytes]) -> PartitionKey {
@@ -632,20 +829,35 @@ pub fn partition_key_of(parts: &[Bytes]) -> PartitionKey {
         let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
         Bytes::from(murmur3::compose_partition_key(&refs))
     };
-    PartitionKey { token: murmur3::token(&key), key }
+    PartitionKey {
+        token: murmur3::token(&key),
+        key,
+    }
 }
 
 /// Runs a SELECT and builds the ROWS result.
-pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadContext) -> QueryResult<Rows> {
+pub fn execute(
+    table: &Table,
+    st: &SelectStatement,
+    ctx: &EvalCtx,
+    rc: ReadContext,
+) -> QueryResult<Rows> {
     let sel = selection(table, st, ctx)?;
     let limit = limit_value(&st.limit, "[limit]", ctx)?;
     let per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
     let aggregate = sel.items.iter().any(|s| s.is_aggregate());
     let mut state: Option<PagingState> = match &rc.paging_state {
-        Some(b) if !b.is_empty() && !aggregate => Some(serde_json::from_slice(b).map_err(|_| QueryError::Protocol("Invalid value for the paging state".into()))?),
+        Some(b) if !b.is_empty() && !aggregate => Some(
+            serde_json::from_slice(b)
+                .map_err(|_| QueryError::Protocol("Invalid value for the paging state".into()))?,
+        ),
         _ => None,
     };
-    let page_size = if aggregate || st.distinct && false { None } else { rc.page_size.filter(|p| *p > 0) };
+    let page_size = if aggregate || st.distinct && false {
+        None
+    } else {
+        rc.page_size.filter(|p| *p > 0)
+    };
     let mut remaining = state.as_ref().map(|s| s.remaining).unwrap_or(limit);
     let mut out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)> = vec![];
     let mut next_state: Option<PagingState> = None;
@@ -673,7 +885,14 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
                     break;
                 }
                 remaining = remaining.map(|x| x - 1);
-                out.push((r, None, PartitionKey { token: 0, key: Bytes::new() }));
+                out.push((
+                    r,
+                    None,
+                    PartitionKey {
+                        token: 0,
+                        key: Bytes::new(),
+                    },
+                ));
             }
         }
         return finish(table, st, &sel, out, None, ctx, aggregate);
@@ -697,15 +916,27 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
                 .filter_map(|(lo, hi)| {
                     if p.reversed {
                         let new_hi = Bound::Excluded(c.clone());
-                        if bound_before(&lo, &c) { Some((lo, tighter_hi(hi, new_hi))) } else { None }
+                        if bound_before(&lo, &c) {
+                            Some((lo, tighter_hi(hi, new_hi)))
+                        } else {
+                            None
+                        }
                     } else {
                         let new_lo = Bound::Excluded(c.clone());
-                        if bound_after(&hi, &c) { Some((tighter_lo(lo, new_lo), hi)) } else { None }
+                        if bound_after(&hi, &c) {
+                            Some((tighter_lo(lo, new_lo), hi))
+                        } else {
+                            None
+                        }
                     }
                 })
                 .collect();
         }
-        let mut limit = if p.exact && !p.sort_across_partitions { max_rows.map(|m| m as usize) } else { None };
+        let mut limit = if p.exact && !p.sort_across_partitions {
+            max_rows.map(|m| m as usize)
+        } else {
+            None
+        };
         if let Some(pp) = per_partition {
             if p.exact {
                 limit = Some(limit.map_or(pp as usize, |l| l.min(pp as usize)));
@@ -714,18 +945,44 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
         if st.distinct {
             limit = Some(1);
         }
-        Slice { ranges, reversed: p.reversed, limit }
+        Slice {
+            ranges,
+            reversed: p.reversed,
+            limit,
+        }
     };
 
     // Reads one partition's rows into `out`; returns false when the page or limit is full.
-    let mut take_partition = |view: PartitionView, resume: Option<&Vec<u8>>, out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>, remaining: &mut Option<u64>, next_state: &mut Option<PagingState>| -> QueryResult<bool> {
+    let mut take_partition = |view: PartitionView,
+                              resume: Option<&Vec<u8>>,
+                              out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
+                              remaining: &mut Option<u64>,
+                              next_state: &mut Option<PagingState>|
+     -> QueryResult<bool> {
         let pk_parts = partition_key_parts(table, &view.key.key)?;
         let mut emitted_in_partition = 0u64;
-        let static_only = view.rows.is_empty() && view.static_row.is_some() && resume.is_none() && (p.slice_ranges.iter().all(|(lo, hi)| matches!(lo, Bound::Unbounded) && matches!(hi, Bound::Unbounded)) || table.clustering_count == 0);
+        let static_only =
+            view.rows.is_empty()
+                && view.static_row.is_some()
+                && resume.is_none()
+                && (p.slice_ranges.iter().all(|(lo, hi)| {
+                    matches!(lo, Bound::Unbounded) && matches!(hi, Bound::Unbounded)
+                }) || table.clustering_count == 0);
         let candidates: Vec<(RowData, Option<Vec<u8>>)> = if static_only || st.distinct {
-            vec![(materialize(table, &pk_parts, view.static_row.as_ref(), None)?, None)]
+            vec![(
+                materialize(table, &pk_parts, view.static_row.as_ref(), None)?,
+                None,
+            )]
         } else {
-            view.rows.iter().map(|r| Ok((materialize(table, &pk_parts, view.static_row.as_ref(), Some(r))?, Some(r.clustering.to_vec())))).collect::<QueryResult<_>>()?
+            view.rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        materialize(table, &pk_parts, view.static_row.as_ref(), Some(r))?,
+                        Some(r.clustering.to_vec()),
+                    ))
+                })
+                .collect::<QueryResult<_>>()?
         };
         for (row, ck) in candidates {
             if !row_matches(table, &p.filters, &row)? {
@@ -735,7 +992,13 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
                 break;
             }
             if page_cap.is_some_and(|cap| out.len() as u64 >= cap) && !p.sort_across_partitions {
-                *next_state = Some(PagingState { key: view.key.key.to_vec(), token: view.key.token, clustering: out.last().and_then(|(_, c, _)| c.clone()), remaining: *remaining });
+                // Resume after the last row handed out, which may belong to an earlier partition.
+                *next_state = out.last().map(|(_, ck, key)| PagingState {
+                    key: key.key.to_vec(),
+                    token: key.token,
+                    clustering: ck.clone(),
+                    remaining: *remaining,
+                });
                 return Ok(false);
             }
             *remaining = remaining.map(|r| r - 1);
@@ -750,7 +1013,9 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
             let mut start = 0;
             let mut resume: Option<Vec<u8>> = None;
             if let Some(s) = state.take() {
-                let pos = keys.iter().position(|k| partition_key_of(k).key.as_ref() == s.key.as_slice());
+                let pos = keys
+                    .iter()
+                    .position(|k| partition_key_of(k).key.as_ref() == s.key.as_slice());
                 match (pos, s.clustering) {
                     (Some(i), Some(c)) => {
                         start = i;
@@ -764,7 +1029,9 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
                 let pk = partition_key_of(k);
                 let r = if n == start { resume.as_ref() } else { None };
                 let slice = slice_for(r, want(out.len(), remaining).map(|w| w + 1));
-                let Some(view) = rc.engine.read(table.id, &pk, &slice, rc.now_secs)? else { continue };
+                let Some(view) = rc.engine.read(table.id, &pk, &slice, rc.now_secs)? else {
+                    continue;
+                };
                 if !take_partition(view, r, &mut out, &mut remaining, &mut next_state)? {
                     break;
                 }
@@ -775,52 +1042,56 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
         }
         Partitions::Range(lo, hi) => {
             let mut from: Bound<PartitionKey> = match lo {
-                Bound::Included(t) => Bound::Included(PartitionKey { token: *t, key: Bytes::new() }),
-                Bound::Excluded(t) => Bound::Excluded(PartitionKey { token: *t, key: Bytes::from(vec![0xFFu8; 1]) }).map_token_excluded(),
+                Bound::Included(t) => Bound::Included(PartitionKey {
+                    token: *t,
+                    key: Bytes::new(),
+                }),
+                Bound::Excluded(t) => Bound::Excluded(PartitionKey {
+                    token: *t,
+                    key: Bytes::from(vec![0xFFu8; 1]),
+                })
+                .map_token_excluded(),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            let mut resume: Option<Vec<u8>> = None;
+            let mut done = false;
             if let Some(s) = state.take() {
-                let key = PartitionKey { token: s.token, key: Bytes::from(s.key) };
-                match s.clustering {
-                    Some(c) => {
-                        from = Bound::Included(key);
-                        resume = Some(c);
+                let key = PartitionKey {
+                    token: s.token,
+                    key: Bytes::from(s.key),
+                };
+                if let Some(c) = s.clustering {
+                    // Finish the partition the last page stopped in, then scan on from the next one.
+                    let slice = slice_for(Some(&c), want(out.len(), remaining).map(|w| w + 1));
+                    if let Some(view) = rc.engine.read(table.id, &key, &slice, rc.now_secs)? {
+                        done = !take_partition(
+                            view,
+                            Some(&c),
+                            &mut out,
+                            &mut remaining,
+                            &mut next_state,
+                        )? || remaining == Some(0);
                     }
-                    None => from = Bound::Excluded(key),
                 }
+                from = Bound::Excluded(key);
             }
-            'outer: loop {
-                let batch = 64;
-                let slice_first = slice_for(resume.as_ref(), want(out.len(), remaining).map(|w| w + 1));
-                let views = rc.engine.scan(table.id, from.clone(), *hi, &slice_first, batch, rc.now_secs)?;
-                if views.is_empty() {
-                    break;
-                }
+            const BATCH: usize = 64;
+            while !done {
+                let slice = slice_for(None, want(out.len(), remaining).map(|w| w + 1));
+                let views =
+                    rc.engine
+                        .scan(table.id, from.clone(), *hi, &slice, BATCH, rc.now_secs)?;
                 let n = views.len();
-                let batch_resumed = resume.is_some();
-                for (i, view) in views.into_iter().enumerate() {
-                    let r = if i == 0 && resume.is_some() && matches!(&from, Bound::Included(k) if *k == view.key) { resume.clone() } else { None };
-                    // Only the resumed partition may use the resumed slice; the others are read whole.
-                    let view = if batch_resumed && r.is_none() {
-                        match rc.engine.read(table.id, &view.key, &slice_for(None, want(out.len(), remaining).map(|w| w + 1)), rc.now_secs)? {
-                            Some(v) => v,
-                            None => continue,
-                        }
-                    } else {
-                        view
-                    };
+                for view in views {
                     let key = view.key.clone();
-                    if !take_partition(view, r.as_ref(), &mut out, &mut remaining, &mut next_state)? {
-                        break 'outer;
+                    if !take_partition(view, None, &mut out, &mut remaining, &mut next_state)?
+                        || remaining == Some(0)
+                    {
+                        done = true;
+                        break;
                     }
                     from = Bound::Excluded(key);
-                    resume = None;
-                    if remaining == Some(0) {
-                        break 'outer;
-                    }
                 }
-                if n < batch {
+                if n < BATCH {
                     break;
                 }
             }
@@ -831,7 +1102,11 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
         let _ = ck_types;
         out.sort_by(|a, b| {
             let o = a.1.cmp(&b.1);
-            if p.reversed { o.reverse() } else { o }
+            if p.reversed {
+                o.reverse()
+            } else {
+                o
+            }
         });
         if let Some(l) = limit {
             out.truncate(l as usize);
@@ -841,7 +1116,12 @@ pub fn execute(table: &Table, st: &SelectStatement, ctx: &EvalCtx, rc: ReadConte
         // A full page may be followed by more rows: hand out a state that resumes after the last row.
         if let (Some(cap), Some((_, ck, key))) = (page_cap, out.last()) {
             if out.len() as u64 >= cap && !p.sort_across_partitions {
-                next_state = Some(PagingState { key: key.key.to_vec(), token: key.token, clustering: if st.distinct { None } else { ck.clone() }, remaining });
+                next_state = Some(PagingState {
+                    key: key.key.to_vec(),
+                    token: key.token,
+                    clustering: if st.distinct { None } else { ck.clone() },
+                    remaining,
+                });
             }
         }
     }
@@ -855,7 +1135,10 @@ impl MapTokenExcluded for Bound<PartitionKey> {
     /// `token > t` must skip every key of token t: start after the greatest possible key of t.
     fn map_token_excluded(self) -> Self {
         match self {
-            Bound::Excluded(k) if k.token < i64::MAX => Bound::Included(PartitionKey { token: k.token + 1, key: Bytes::new() }),
+            Bound::Excluded(k) if k.token < i64::MAX => Bound::Included(PartitionKey {
+                token: k.token + 1,
+                key: Bytes::new(),
+            }),
             other => other,
         }
     }
@@ -881,7 +1164,13 @@ fn tighter_lo(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
     match (key(&a), key(&b)) {
         (None, _) => b,
         (_, None) => a,
-        (Some(x), Some(y)) => if y >= x { b } else { a },
+        (Some(x), Some(y)) => {
+            if y >= x {
+                b
+            } else {
+                a
+            }
+        }
     }
 }
 fn tighter_hi(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
@@ -892,11 +1181,25 @@ fn tighter_hi(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
     match (key(&a), key(&b)) {
         (None, _) => b,
         (_, None) => a,
-        (Some(x), Some(y)) => if y <= x { b } else { a },
+        (Some(x), Some(y)) => {
+            if y <= x {
+                b
+            } else {
+                a
+            }
+        }
     }
 }
 
-fn finish(table: &Table, st: &SelectStatement, sel: &Selection, out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>, next: Option<PagingState>, ctx: &EvalCtx, aggregate: bool) -> QueryResult<Rows> {
+fn finish(
+    table: &Table,
+    st: &SelectStatement,
+    sel: &Selection,
+    out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
+    next: Option<PagingState>,
+    ctx: &EvalCtx,
+    aggregate: bool,
+) -> QueryResult<Rows> {
     let _ = (st, ctx);
     let mut w = RowsWriter::new();
     let now_secs = ctx.now_micros.div_euclid(1_000_000);
@@ -906,14 +1209,29 @@ fn finish(table: &Table, st: &SelectStatement, sel: &Selection, out: Vec<(RowDat
             let ty = &sel.columns[k].1;
             let cell: Option<Vec<u8>> = match item {
                 Sel::CountRows => Some((rows.len() as i64).to_be_bytes().to_vec()),
-                Sel::Count(i) => Some((rows.iter().filter(|r| r.values[*i].is_some()).count() as i64).to_be_bytes().to_vec()),
+                Sel::Count(i) => Some(
+                    (rows.iter().filter(|r| r.values[*i].is_some()).count() as i64)
+                        .to_be_bytes()
+                        .to_vec(),
+                ),
                 Sel::Min(i) | Sel::Max(i) => {
                     let vals = rows.iter().filter_map(|r| r.values[*i].as_ref());
-                    let best = if matches!(item, Sel::Min(_)) { vals.min_by(|a, b| Value::compare(ty, a, b)) } else { vals.max_by(|a, b| Value::compare(ty, a, b)) };
+                    let best = if matches!(item, Sel::Min(_)) {
+                        vals.min_by(|a, b| Value::compare(ty, a, b))
+                    } else {
+                        vals.max_by(|a, b| Value::compare(ty, a, b))
+                    };
                     best.map(|b| b.to_vec())
                 }
-                Sel::Sum(i) | Sel::Avg(i) => Some(sum_avg(ty, rows.iter().filter_map(|r| r.values[*i].as_ref()), matches!(item, Sel::Avg(_)))?),
-                Sel::Column(i) => rows.first().and_then(|r| r.values[*i].as_ref()).map(|b| b.to_vec()),
+                Sel::Sum(i) | Sel::Avg(i) => Some(sum_avg(
+                    ty,
+                    rows.iter().filter_map(|r| r.values[*i].as_ref()),
+                    matches!(item, Sel::Avg(_)),
+                )?),
+                Sel::Column(i) => rows
+                    .first()
+                    .and_then(|r| r.values[*i].as_ref())
+                    .map(|b| b.to_vec()),
                 Sel::Constant(b) => b.as_ref().map(|b| b.to_vec()),
                 _ => None,
             };
@@ -925,9 +1243,16 @@ fn finish(table: &Table, st: &SelectStatement, sel: &Selection, out: Vec<(RowDat
             for item in &sel.items {
                 match item {
                     Sel::Column(i) => w.push_cell(row.values[*i].as_deref()),
-                    Sel::WriteTime(i) => w.push_cell(row.meta[*i].map(|m| m.timestamp.to_be_bytes()).as_ref().map(|b| &b[..])),
+                    Sel::WriteTime(i) => w.push_cell(
+                        row.meta[*i]
+                            .map(|m| m.timestamp.to_be_bytes())
+                            .as_ref()
+                            .map(|b| &b[..]),
+                    ),
                     Sel::Ttl(i) => {
-                        let ttl = row.meta[*i].filter(|m| m.ttl > 0).map(|m| ((m.expires_at - now_secs).max(0) as i32).to_be_bytes());
+                        let ttl = row.meta[*i]
+                            .filter(|m| m.ttl > 0)
+                            .map(|m| ((m.expires_at - now_secs).max(0) as i32).to_be_bytes());
                         w.push_cell(ttl.as_ref().map(|b| &b[..]))
                     }
                     Sel::Token => w.push_cell(Some(&key.token.to_be_bytes())),
@@ -939,16 +1264,44 @@ fn finish(table: &Table, st: &SelectStatement, sel: &Selection, out: Vec<(RowDat
         }
     }
     let (row_count, content) = w.finish();
-    let columns = sel.columns.iter().map(|(n, t)| ColumnSpec { keyspace: table.keyspace.clone(), table: table.name.clone(), name: n.clone(), ty: t.clone() }).collect();
+    let columns = sel
+        .columns
+        .iter()
+        .map(|(n, t)| ColumnSpec {
+            keyspace: table.keyspace.clone(),
+            table: table.name.clone(),
+            name: n.clone(),
+            ty: t.clone(),
+        })
+        .collect();
     let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
-    Ok(Rows { metadata: RowsMetadata { columns, paging_state, no_metadata: false, new_metadata_id: None }, row_count, content })
+    Ok(Rows {
+        metadata: RowsMetadata {
+            columns,
+            paging_state,
+            no_metadata: false,
+            new_metadata_id: None,
+        },
+        row_count,
+        content,
+    })
 }
 
-fn sum_avg<'a>(ty: &CqlType, vals: impl Iterator<Item = &'a Bytes>, avg: bool) -> QueryResult<Vec<u8>> {
-    let vals: Vec<Value> = vals.map(|b| Value::deserialize(ty, b)).collect::<Result<_, _>>()?;
+fn sum_avg<'a>(
+    ty: &CqlType,
+    vals: impl Iterator<Item = &'a Bytes>,
+    avg: bool,
+) -> QueryResult<Vec<u8>> {
+    let vals: Vec<Value> = vals
+        .map(|b| Value::deserialize(ty, b))
+        .collect::<Result<_, _>>()?;
     let n = vals.len() as i64;
     let out = match ty {
-        CqlType::Int | CqlType::Smallint | CqlType::Tinyint | CqlType::Bigint | CqlType::Counter => {
+        CqlType::Int
+        | CqlType::Smallint
+        | CqlType::Tinyint
+        | CqlType::Bigint
+        | CqlType::Counter => {
             let mut s: i128 = 0;
             for v in &vals {
                 s += match v {
@@ -982,7 +1335,11 @@ fn sum_avg<'a>(ty: &CqlType, vals: impl Iterator<Item = &'a Bytes>, avg: bool) -
             if avg {
                 s = if n == 0 { 0.0 } else { s / n as f64 };
             }
-            if matches!(ty, CqlType::Float) { Value::Float(s as f32) } else { Value::Double(s) }
+            if matches!(ty, CqlType::Float) {
+                Value::Float(s as f32)
+            } else {
+                Value::Double(s)
+            }
         }
         CqlType::Varint => {
             let mut s = num_bigint::BigInt::from(0);
@@ -1015,10 +1372,25 @@ fn sum_avg<'a>(ty: &CqlType, vals: impl Iterator<Item = &'a Bytes>, avg: bool) -
 
 /// The result columns of a SELECT, for PREPARED results.
 pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<ColumnSpec>> {
-    let ctx = EvalCtx { binds: &[], now_micros: 0 };
+    let ctx = EvalCtx {
+        binds: &[],
+        now_micros: 0,
+    };
     let sel = selection(table, st, &ctx).or_else(|_| {
         // Constant selectors may need bind values; fall back to names and types only.
-        Ok::<_, QueryError>(Selection { items: vec![], columns: vec![] })
+        Ok::<_, QueryError>(Selection {
+            items: vec![],
+            columns: vec![],
+        })
     })?;
-    Ok(sel.columns.iter().map(|(n, t)| ColumnSpec { keyspace: table.keyspace.clone(), table: table.name.clone(), name: n.clone(), ty: t.clone() }).collect())
+    Ok(sel
+        .columns
+        .iter()
+        .map(|(n, t)| ColumnSpec {
+            keyspace: table.keyspace.clone(),
+            table: table.name.clone(),
+            name: n.clone(),
+            ty: t.clone(),
+        })
+        .collect())
 }

@@ -36,7 +36,11 @@ fn text(s: &str) -> Option<Value> {
 }
 
 fn text_map(m: &BTreeMap<String, String>) -> Option<Value> {
-    Some(Value::Map(m.iter().map(|(k, v)| (Value::Text(k.clone()), Value::Text(v.clone()))).collect()))
+    Some(Value::Map(
+        m.iter()
+            .map(|(k, v)| (Value::Text(k.clone()), Value::Text(v.clone())))
+            .collect(),
+    ))
 }
 
 fn text_list(v: impl IntoIterator<Item = String>) -> Option<Value> {
@@ -47,7 +51,10 @@ fn frozen(t: CqlType) -> CqlType {
     CqlType::Frozen(Box::new(t))
 }
 fn map_tt() -> CqlType {
-    frozen(CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Text)))
+    frozen(CqlType::Map(
+        Box::new(CqlType::Text),
+        Box::new(CqlType::Text),
+    ))
 }
 fn list_t() -> CqlType {
     frozen(CqlType::List(Box::new(CqlType::Text)))
@@ -56,16 +63,39 @@ fn list_t() -> CqlType {
 /// Builds a virtual table definition; `pk` and `ck` name the key columns in order.
 fn vtable(ks: &str, name: &str, pk: &[&str], ck: &[&str], cols: Vec<(&str, CqlType)>) -> Table {
     let mut columns = vec![];
-    let ty_of = |n: &str| cols.iter().find(|(c, _)| *c == n).map(|(_, t)| t.clone()).expect("key column declared");
+    let ty_of = |n: &str| {
+        cols.iter()
+            .find(|(c, _)| *c == n)
+            .map(|(_, t)| t.clone())
+            .expect("key column declared")
+    };
     for (i, n) in pk.iter().enumerate() {
-        columns.push(Column { name: n.to_string(), ty: ty_of(n), kind: ColumnKind::PartitionKey, position: i as i32, reversed: false });
+        columns.push(Column {
+            name: n.to_string(),
+            ty: ty_of(n),
+            kind: ColumnKind::PartitionKey,
+            position: i as i32,
+            reversed: false,
+        });
     }
     for (i, n) in ck.iter().enumerate() {
-        columns.push(Column { name: n.to_string(), ty: ty_of(n), kind: ColumnKind::Clustering, position: i as i32, reversed: false });
+        columns.push(Column {
+            name: n.to_string(),
+            ty: ty_of(n),
+            kind: ColumnKind::Clustering,
+            position: i as i32,
+            reversed: false,
+        });
     }
     for (n, t) in &cols {
         if !pk.contains(n) && !ck.contains(n) {
-            columns.push(Column { name: n.to_string(), ty: t.clone(), kind: ColumnKind::Regular, position: -1, reversed: false });
+            columns.push(Column {
+                name: n.to_string(),
+                ty: t.clone(),
+                kind: ColumnKind::Regular,
+                position: -1,
+                reversed: false,
+            });
         }
     }
     let mut t = Table {
@@ -114,78 +144,267 @@ fn table_option_columns() -> Vec<(&'static str, CqlType)> {
 pub fn definitions() -> BTreeMap<(String, String), Arc<Table>> {
     use CqlType::*;
     let mut tables = vec![
-        vtable("system", "local", &["key"], &[], vec![
-            ("key", Text), ("bootstrapped", Text), ("broadcast_address", Inet), ("broadcast_port", Int),
-            ("cluster_name", Text), ("cql_version", Text), ("data_center", Text), ("gossip_generation", Int),
-            ("host_id", Uuid), ("listen_address", Inet), ("listen_port", Int), ("native_protocol_version", Text),
-            ("partitioner", Text), ("rack", Text), ("release_version", Text), ("rpc_address", Inet), ("rpc_port", Int),
-            ("schema_version", Uuid), ("tokens", CqlType::Set(Box::new(Text))),
-            ("truncated_at", CqlType::Map(Box::new(Uuid), Box::new(Blob))),
-        ]),
-        vtable("system", "peers", &["peer"], &[], vec![
-            ("peer", Inet), ("data_center", Text), ("host_id", Uuid), ("preferred_ip", Inet), ("rack", Text),
-            ("release_version", Text), ("rpc_address", Inet), ("schema_version", Uuid), ("tokens", CqlType::Set(Box::new(Text))),
-        ]),
-        vtable("system", "peers_v2", &["peer"], &["peer_port"], vec![
-            ("peer", Inet), ("peer_port", Int), ("data_center", Text), ("host_id", Uuid), ("native_address", Inet),
-            ("native_port", Int), ("preferred_ip", Inet), ("preferred_port", Int), ("rack", Text),
-            ("release_version", Text), ("schema_version", Uuid), ("tokens", CqlType::Set(Box::new(Text))),
-        ]),
-        vtable("system_schema", "keyspaces", &["keyspace_name"], &[], vec![
-            ("keyspace_name", Text), ("durable_writes", Boolean), ("replication", map_tt()),
-        ]),
+        vtable(
+            "system",
+            "local",
+            &["key"],
+            &[],
+            vec![
+                ("key", Text),
+                ("bootstrapped", Text),
+                ("broadcast_address", Inet),
+                ("broadcast_port", Int),
+                ("cluster_name", Text),
+                ("cql_version", Text),
+                ("data_center", Text),
+                ("gossip_generation", Int),
+                ("host_id", Uuid),
+                ("listen_address", Inet),
+                ("listen_port", Int),
+                ("native_protocol_version", Text),
+                ("partitioner", Text),
+                ("rack", Text),
+                ("release_version", Text),
+                ("rpc_address", Inet),
+                ("rpc_port", Int),
+                ("schema_version", Uuid),
+                ("tokens", CqlType::Set(Box::new(Text))),
+                ("truncated_at", CqlType::Map(Box::new(Uuid), Box::new(Blob))),
+            ],
+        ),
+        vtable(
+            "system",
+            "peers",
+            &["peer"],
+            &[],
+            vec![
+                ("peer", Inet),
+                ("data_center", Text),
+                ("host_id", Uuid),
+                ("preferred_ip", Inet),
+                ("rack", Text),
+                ("release_version", Text),
+                ("rpc_address", Inet),
+                ("schema_version", Uuid),
+                ("tokens", CqlType::Set(Box::new(Text))),
+            ],
+        ),
+        vtable(
+            "system",
+            "peers_v2",
+            &["peer"],
+            &["peer_port"],
+            vec![
+                ("peer", Inet),
+                ("peer_port", Int),
+                ("data_center", Text),
+                ("host_id", Uuid),
+                ("native_address", Inet),
+                ("native_port", Int),
+                ("preferred_ip", Inet),
+                ("preferred_port", Int),
+                ("rack", Text),
+                ("release_version", Text),
+                ("schema_version", Uuid),
+                ("tokens", CqlType::Set(Box::new(Text))),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "keyspaces",
+            &["keyspace_name"],
+            &[],
+            vec![
+                ("keyspace_name", Text),
+                ("durable_writes", Boolean),
+                ("replication", map_tt()),
+            ],
+        ),
         {
-            let mut cols = vec![("keyspace_name", Text), ("table_name", Text), ("flags", frozen(CqlType::Set(Box::new(Text))))];
+            let mut cols = vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("flags", frozen(CqlType::Set(Box::new(Text)))),
+            ];
             cols.extend(table_option_columns());
-            vtable("system_schema", "tables", &["keyspace_name"], &["table_name"], cols)
+            vtable(
+                "system_schema",
+                "tables",
+                &["keyspace_name"],
+                &["table_name"],
+                cols,
+            )
         },
         {
-            let mut cols = vec![("keyspace_name", Text), ("view_name", Text), ("base_table_id", Uuid), ("base_table_name", Text), ("include_all_columns", Boolean), ("where_clause", Text)];
+            let mut cols = vec![
+                ("keyspace_name", Text),
+                ("view_name", Text),
+                ("base_table_id", Uuid),
+                ("base_table_name", Text),
+                ("include_all_columns", Boolean),
+                ("where_clause", Text),
+            ];
             cols.extend(table_option_columns());
-            vtable("system_schema", "views", &["keyspace_name"], &["view_name"], cols)
+            vtable(
+                "system_schema",
+                "views",
+                &["keyspace_name"],
+                &["view_name"],
+                cols,
+            )
         },
-        vtable("system_schema", "columns", &["keyspace_name"], &["table_name", "column_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("column_name", Text), ("clustering_order", Text),
-            ("column_name_bytes", Blob), ("kind", Text), ("position", Int), ("type", Text),
-        ]),
-        vtable("system_schema", "dropped_columns", &["keyspace_name"], &["table_name", "column_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("column_name", Text), ("dropped_time", Timestamp), ("kind", Text), ("type", Text),
-        ]),
-        vtable("system_schema", "types", &["keyspace_name"], &["type_name"], vec![
-            ("keyspace_name", Text), ("type_name", Text), ("field_names", list_t()), ("field_types", list_t()),
-        ]),
-        vtable("system_schema", "functions", &["keyspace_name"], &["function_name", "argument_types"], vec![
-            ("keyspace_name", Text), ("function_name", Text), ("argument_types", list_t()), ("argument_names", list_t()),
-            ("body", Text), ("called_on_null_input", Boolean), ("language", Text), ("return_type", Text),
-        ]),
-        vtable("system_schema", "aggregates", &["keyspace_name"], &["aggregate_name", "argument_types"], vec![
-            ("keyspace_name", Text), ("aggregate_name", Text), ("argument_types", list_t()), ("final_func", Text),
-            ("initcond", Text), ("return_type", Text), ("state_func", Text), ("state_type", Text),
-        ]),
-        vtable("system_schema", "indexes", &["keyspace_name"], &["table_name", "index_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("index_name", Text), ("kind", Text), ("options", map_tt()),
-        ]),
-        vtable("system_schema", "triggers", &["keyspace_name"], &["table_name", "trigger_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("trigger_name", Text), ("options", map_tt()),
-        ]),
-        vtable("system_virtual_schema", "keyspaces", &["keyspace_name"], &[], vec![("keyspace_name", Text)]),
-        vtable("system_virtual_schema", "tables", &["keyspace_name"], &["table_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("comment", Text),
-        ]),
-        vtable("system_virtual_schema", "columns", &["keyspace_name"], &["table_name", "column_name"], vec![
-            ("keyspace_name", Text), ("table_name", Text), ("column_name", Text), ("clustering_order", Text),
-            ("column_name_bytes", Blob), ("kind", Text), ("position", Int), ("type", Text),
-        ]),
+        vtable(
+            "system_schema",
+            "columns",
+            &["keyspace_name"],
+            &["table_name", "column_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("column_name", Text),
+                ("clustering_order", Text),
+                ("column_name_bytes", Blob),
+                ("kind", Text),
+                ("position", Int),
+                ("type", Text),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "dropped_columns",
+            &["keyspace_name"],
+            &["table_name", "column_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("column_name", Text),
+                ("dropped_time", Timestamp),
+                ("kind", Text),
+                ("type", Text),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "types",
+            &["keyspace_name"],
+            &["type_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("type_name", Text),
+                ("field_names", list_t()),
+                ("field_types", list_t()),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "functions",
+            &["keyspace_name"],
+            &["function_name", "argument_types"],
+            vec![
+                ("keyspace_name", Text),
+                ("function_name", Text),
+                ("argument_types", list_t()),
+                ("argument_names", list_t()),
+                ("body", Text),
+                ("called_on_null_input", Boolean),
+                ("language", Text),
+                ("return_type", Text),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "aggregates",
+            &["keyspace_name"],
+            &["aggregate_name", "argument_types"],
+            vec![
+                ("keyspace_name", Text),
+                ("aggregate_name", Text),
+                ("argument_types", list_t()),
+                ("final_func", Text),
+                ("initcond", Text),
+                ("return_type", Text),
+                ("state_func", Text),
+                ("state_type", Text),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "indexes",
+            &["keyspace_name"],
+            &["table_name", "index_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("index_name", Text),
+                ("kind", Text),
+                ("options", map_tt()),
+            ],
+        ),
+        vtable(
+            "system_schema",
+            "triggers",
+            &["keyspace_name"],
+            &["table_name", "trigger_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("trigger_name", Text),
+                ("options", map_tt()),
+            ],
+        ),
+        vtable(
+            "system_virtual_schema",
+            "keyspaces",
+            &["keyspace_name"],
+            &[],
+            vec![("keyspace_name", Text)],
+        ),
+        vtable(
+            "system_virtual_schema",
+            "tables",
+            &["keyspace_name"],
+            &["table_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("comment", Text),
+            ],
+        ),
+        vtable(
+            "system_virtual_schema",
+            "columns",
+            &["keyspace_name"],
+            &["table_name", "column_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("table_name", Text),
+                ("column_name", Text),
+                ("clustering_order", Text),
+                ("column_name_bytes", Blob),
+                ("kind", Text),
+                ("position", Int),
+                ("type", Text),
+            ],
+        ),
     ];
     // The virtual-schema keyspaces describe the tables above; system_schema.* is listed as a
     // regular keyspace so that drivers show it in their metadata.
     tables.sort_by(|a, b| (&a.keyspace, &a.name).cmp(&(&b.keyspace, &b.name)));
-    tables.into_iter().map(|t| ((t.keyspace.clone(), t.name.clone()), Arc::new(t))).collect()
+    tables
+        .into_iter()
+        .map(|t| ((t.keyspace.clone(), t.name.clone()), Arc::new(t)))
+        .collect()
 }
 
 /// Keyspaces that exist only virtually and their replication as system_schema reports it.
 pub fn system_keyspaces() -> Vec<(&'static str, &'static str)> {
-    vec![("system", "org.apache.cassandra.locator.LocalStrategy"), ("system_schema", "org.apache.cassandra.locator.LocalStrategy")]
+    vec![
+        ("system", "org.apache.cassandra.locator.LocalStrategy"),
+        (
+            "system_schema",
+            "org.apache.cassandra.locator.LocalStrategy",
+        ),
+    ]
 }
 
 pub fn flags_of(t: &Table) -> BTreeMap<String, String> {
@@ -196,22 +415,45 @@ pub fn flags_of(t: &Table) -> BTreeMap<String, String> {
 fn option_values(o: &TableOptions, id: Uuid) -> Vec<(&'static str, Option<Value>)> {
     vec![
         ("additional_write_policy", text(&o.additional_write_policy)),
-        ("allow_auto_snapshot", Some(Value::Boolean(o.allow_auto_snapshot))),
-        ("bloom_filter_fp_chance", Some(Value::Double(o.bloom_filter_fp_chance))),
+        (
+            "allow_auto_snapshot",
+            Some(Value::Boolean(o.allow_auto_snapshot)),
+        ),
+        (
+            "bloom_filter_fp_chance",
+            Some(Value::Double(o.bloom_filter_fp_chance)),
+        ),
         ("caching", text_map(&o.caching)),
         ("cdc", Some(Value::Boolean(o.cdc))),
         ("comment", text(&o.comment)),
         ("compaction", text_map(&o.compaction)),
         ("compression", text_map(&o.compression)),
         ("crc_check_chance", Some(Value::Double(o.crc_check_chance))),
-        ("default_time_to_live", Some(Value::Int(o.default_time_to_live))),
-        ("extensions", Some(Value::Map(o.extensions.iter().map(|(k, v)| (Value::Text(k.clone()), Value::Blob(v.clone()))).collect()))),
+        (
+            "default_time_to_live",
+            Some(Value::Int(o.default_time_to_live)),
+        ),
+        (
+            "extensions",
+            Some(Value::Map(
+                o.extensions
+                    .iter()
+                    .map(|(k, v)| (Value::Text(k.clone()), Value::Blob(v.clone())))
+                    .collect(),
+            )),
+        ),
         ("gc_grace_seconds", Some(Value::Int(o.gc_grace_seconds))),
         ("id", Some(Value::Uuid(id))),
-        ("incremental_backups", Some(Value::Boolean(o.incremental_backups))),
+        (
+            "incremental_backups",
+            Some(Value::Boolean(o.incremental_backups)),
+        ),
         ("max_index_interval", Some(Value::Int(o.max_index_interval))),
         ("memtable", text(&o.memtable)),
-        ("memtable_flush_period_in_ms", Some(Value::Int(o.memtable_flush_period_in_ms))),
+        (
+            "memtable_flush_period_in_ms",
+            Some(Value::Int(o.memtable_flush_period_in_ms)),
+        ),
         ("min_index_interval", Some(Value::Int(o.min_index_interval))),
         ("read_repair", text(&o.read_repair)),
         ("speculative_retry", text(&o.speculative_retry)),
@@ -233,16 +475,31 @@ fn column_rows(def: &Table, t: &Table) -> Vec<Row> {
     t.columns
         .iter()
         .map(|c| {
-            row_of(def, vec![
-                ("keyspace_name", text(&t.keyspace)),
-                ("table_name", text(&t.name)),
-                ("column_name", text(&c.name)),
-                ("clustering_order", text(if c.kind != ColumnKind::Clustering { "none" } else if c.reversed { "desc" } else { "asc" })),
-                ("column_name_bytes", Some(Value::Blob(c.name.as_bytes().to_vec()))),
-                ("kind", text(c.kind.schema_name())),
-                ("position", Some(Value::Int(c.position))),
-                ("type", text(&c.ty.cql_name())),
-            ])
+            row_of(
+                def,
+                vec![
+                    ("keyspace_name", text(&t.keyspace)),
+                    ("table_name", text(&t.name)),
+                    ("column_name", text(&c.name)),
+                    (
+                        "clustering_order",
+                        text(if c.kind != ColumnKind::Clustering {
+                            "none"
+                        } else if c.reversed {
+                            "desc"
+                        } else {
+                            "asc"
+                        }),
+                    ),
+                    (
+                        "column_name_bytes",
+                        Some(Value::Blob(c.name.as_bytes().to_vec())),
+                    ),
+                    ("kind", text(c.kind.schema_name())),
+                    ("position", Some(Value::Int(c.position))),
+                    ("type", text(&c.ty.cql_name())),
+                ],
+            )
         })
         .collect()
 }
@@ -252,57 +509,99 @@ fn all_keyspaces(schema: &Schema) -> Vec<Arc<Keyspace>> {
 }
 
 /// Generates the rows of virtual table `def`.
-pub fn rows(def: &Table, schema: &Schema, local: &LocalInfo, vtables: &BTreeMap<(String, String), Arc<Table>>) -> Vec<Row> {
-    let tokens = || Some(Value::Set(local.tokens.iter().map(|t| Value::Text(t.to_string())).collect()));
+pub fn rows(
+    def: &Table,
+    schema: &Schema,
+    local: &LocalInfo,
+    vtables: &BTreeMap<(String, String), Arc<Table>>,
+) -> Vec<Row> {
+    let tokens = || {
+        Some(Value::Set(
+            local
+                .tokens
+                .iter()
+                .map(|t| Value::Text(t.to_string()))
+                .collect(),
+        ))
+    };
     match (def.keyspace.as_str(), def.name.as_str()) {
-        ("system", "local") => vec![row_of(def, vec![
-            ("key", text("local")),
-            ("bootstrapped", text("COMPLETED")),
-            ("broadcast_address", Some(Value::Inet(local.address))),
-            ("broadcast_port", Some(Value::Int(local.storage_port as i32))),
-            ("cluster_name", text(&local.cluster_name)),
-            ("cql_version", text(CQL_VERSION)),
-            ("data_center", text(&local.dc)),
-            ("gossip_generation", Some(Value::Int(local.gossip_generation))),
-            ("host_id", Some(Value::Uuid(local.host_id))),
-            ("listen_address", Some(Value::Inet(local.address))),
-            ("listen_port", Some(Value::Int(local.storage_port as i32))),
-            ("native_protocol_version", text("5")),
-            ("partitioner", text(PARTITIONER)),
-            ("rack", text(&local.rack)),
-            ("release_version", text(RELEASE_VERSION)),
-            ("rpc_address", Some(Value::Inet(local.address))),
-            ("rpc_port", Some(Value::Int(local.native_port as i32))),
-            ("schema_version", Some(Value::Uuid(schema.version))),
-            ("tokens", tokens()),
-        ])],
+        ("system", "local") => vec![row_of(
+            def,
+            vec![
+                ("key", text("local")),
+                ("bootstrapped", text("COMPLETED")),
+                ("broadcast_address", Some(Value::Inet(local.address))),
+                (
+                    "broadcast_port",
+                    Some(Value::Int(local.storage_port as i32)),
+                ),
+                ("cluster_name", text(&local.cluster_name)),
+                ("cql_version", text(CQL_VERSION)),
+                ("data_center", text(&local.dc)),
+                (
+                    "gossip_generation",
+                    Some(Value::Int(local.gossip_generation)),
+                ),
+                ("host_id", Some(Value::Uuid(local.host_id))),
+                ("listen_address", Some(Value::Inet(local.address))),
+                ("listen_port", Some(Value::Int(local.storage_port as i32))),
+                ("native_protocol_version", text("5")),
+                ("partitioner", text(PARTITIONER)),
+                ("rack", text(&local.rack)),
+                ("release_version", text(RELEASE_VERSION)),
+                ("rpc_address", Some(Value::Inet(local.address))),
+                ("rpc_port", Some(Value::Int(local.native_port as i32))),
+                ("schema_version", Some(Value::Uuid(schema.version))),
+                ("tokens", tokens()),
+            ],
+        )],
         ("system", "peers") | ("system", "peers_v2") => vec![],
         ("system_schema", "keyspaces") => {
             let mut out: Vec<Row> = system_keyspaces()
                 .into_iter()
-                .map(|(k, class)| row_of(def, vec![
-                    ("keyspace_name", text(k)),
-                    ("durable_writes", Some(Value::Boolean(true))),
-                    ("replication", text_map(&[("class".to_string(), class.to_string())].into_iter().collect())),
-                ]))
+                .map(|(k, class)| {
+                    row_of(
+                        def,
+                        vec![
+                            ("keyspace_name", text(k)),
+                            ("durable_writes", Some(Value::Boolean(true))),
+                            (
+                                "replication",
+                                text_map(
+                                    &[("class".to_string(), class.to_string())]
+                                        .into_iter()
+                                        .collect(),
+                                ),
+                            ),
+                        ],
+                    )
+                })
                 .collect();
             for ks in all_keyspaces(schema) {
-                out.push(row_of(def, vec![
-                    ("keyspace_name", text(&ks.name)),
-                    ("durable_writes", Some(Value::Boolean(ks.durable_writes))),
-                    ("replication", text_map(&ks.replication)),
-                ]));
+                out.push(row_of(
+                    def,
+                    vec![
+                        ("keyspace_name", text(&ks.name)),
+                        ("durable_writes", Some(Value::Boolean(ks.durable_writes))),
+                        ("replication", text_map(&ks.replication)),
+                    ],
+                ));
             }
             out
         }
         ("system_schema", "tables") => {
             let mut out = vec![];
-            let virt_schema_tables = vtables.values().filter(|t| t.keyspace == "system_schema" || t.keyspace == "system");
+            let virt_schema_tables = vtables
+                .values()
+                .filter(|t| t.keyspace == "system_schema" || t.keyspace == "system");
             for t in virt_schema_tables.chain(schema.tables()) {
                 let mut vals = vec![
                     ("keyspace_name", text(&t.keyspace)),
                     ("table_name", text(&t.name)),
-                    ("flags", Some(Value::Set(vec![Value::Text("compound".into())]))),
+                    (
+                        "flags",
+                        Some(Value::Set(vec![Value::Text("compound".into())])),
+                    ),
                 ];
                 vals.extend(option_values(&t.options, t.id));
                 out.push(row_of(def, vals));
@@ -310,56 +609,90 @@ pub fn rows(def: &Table, schema: &Schema, local: &LocalInfo, vtables: &BTreeMap<
             out
         }
         ("system_schema", "columns") => {
-            let virt = vtables.values().filter(|t| t.keyspace == "system_schema" || t.keyspace == "system");
-            virt.chain(schema.tables()).flat_map(|t| column_rows(def, t)).collect()
+            let virt = vtables
+                .values()
+                .filter(|t| t.keyspace == "system_schema" || t.keyspace == "system");
+            virt.chain(schema.tables())
+                .flat_map(|t| column_rows(def, t))
+                .collect()
         }
         ("system_schema", "dropped_columns") => schema
             .tables()
             .flat_map(|t| {
                 t.dropped.iter().map(move |(c, (when, ty))| {
-                    row_of(def, vec![
-                        ("keyspace_name", text(&t.keyspace)),
-                        ("table_name", text(&t.name)),
-                        ("column_name", text(c)),
-                        ("dropped_time", Some(Value::Timestamp(when / 1000))),
-                        ("kind", text("regular")),
-                        ("type", text(&ty.cql_name())),
-                    ])
+                    row_of(
+                        def,
+                        vec![
+                            ("keyspace_name", text(&t.keyspace)),
+                            ("table_name", text(&t.name)),
+                            ("column_name", text(c)),
+                            ("dropped_time", Some(Value::Timestamp(when / 1000))),
+                            ("kind", text("regular")),
+                            ("type", text(&ty.cql_name())),
+                        ],
+                    )
                 })
             })
             .collect(),
         ("system_schema", "types") => all_keyspaces(schema)
             .iter()
             .flat_map(|ks| {
-                ks.types.values().map(|u| {
-                    row_of(def, vec![
-                        ("keyspace_name", text(&ks.name)),
-                        ("type_name", text(&u.name)),
-                        ("field_names", text_list(u.fields.iter().map(|(n, _)| n.clone()))),
-                        ("field_types", text_list(u.fields.iter().map(|(_, t)| t.cql_name()))),
-                    ])
-                }).collect::<Vec<_>>()
+                ks.types
+                    .values()
+                    .map(|u| {
+                        row_of(
+                            def,
+                            vec![
+                                ("keyspace_name", text(&ks.name)),
+                                ("type_name", text(&u.name)),
+                                (
+                                    "field_names",
+                                    text_list(u.fields.iter().map(|(n, _)| n.clone())),
+                                ),
+                                (
+                                    "field_types",
+                                    text_list(u.fields.iter().map(|(_, t)| t.cql_name())),
+                                ),
+                            ],
+                        )
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect(),
         ("system_schema", "indexes") => schema
             .tables()
             .flat_map(|t| {
                 t.indexes.iter().map(move |i| {
-                    row_of(def, vec![
-                        ("keyspace_name", text(&t.keyspace)),
-                        ("table_name", text(&t.name)),
-                        ("index_name", text(&i.name)),
-                        ("kind", text(&i.kind)),
-                        ("options", text_map(&i.options)),
-                    ])
+                    row_of(
+                        def,
+                        vec![
+                            ("keyspace_name", text(&t.keyspace)),
+                            ("table_name", text(&t.name)),
+                            ("index_name", text(&i.name)),
+                            ("kind", text(&i.kind)),
+                            ("options", text_map(&i.options)),
+                        ],
+                    )
                 })
             })
             .collect(),
-        ("system_virtual_schema", "keyspaces") => vec![row_of(def, vec![("keyspace_name", text("system_virtual_schema"))])],
+        ("system_virtual_schema", "keyspaces") => vec![row_of(
+            def,
+            vec![("keyspace_name", text("system_virtual_schema"))],
+        )],
         ("system_virtual_schema", "tables") => vtables
             .values()
             .filter(|t| t.keyspace == "system_virtual_schema")
-            .map(|t| row_of(def, vec![("keyspace_name", text(&t.keyspace)), ("table_name", text(&t.name)), ("comment", text(""))]))
+            .map(|t| {
+                row_of(
+                    def,
+                    vec![
+                        ("keyspace_name", text(&t.keyspace)),
+                        ("table_name", text(&t.name)),
+                        ("comment", text("")),
+                    ],
+                )
+            })
             .collect(),
         ("system_virtual_schema", "columns") => vtables
             .values()

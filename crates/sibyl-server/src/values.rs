@@ -75,28 +75,63 @@ pub fn literal_value(l: &Literal, ty: &CqlType, receiver: &str) -> QueryResult<O
             }
             Value::Ascii(s.clone())
         }
-        (Literal::String(s), T::Timestamp | T::Date | T::Time | T::Uuid | T::Timeuuid | T::Inet | T::Duration) => {
-            literal::parse_string_as(t, s).map_err(|e| QueryError::Invalid(e.to_string()))?
-        }
-        (Literal::String(s), T::Bigint | T::Int | T::Smallint | T::Tinyint | T::Varint | T::Decimal | T::Float | T::Double | T::Counter | T::Boolean) => {
+        (
+            Literal::String(s),
+            T::Timestamp | T::Date | T::Time | T::Uuid | T::Timeuuid | T::Inet | T::Duration,
+        ) => literal::parse_string_as(t, s).map_err(|e| QueryError::Invalid(e.to_string()))?,
+        (
+            Literal::String(s),
+            T::Bigint
+            | T::Int
+            | T::Smallint
+            | T::Tinyint
+            | T::Varint
+            | T::Decimal
+            | T::Float
+            | T::Double
+            | T::Counter
+            | T::Boolean,
+        ) => {
             // Cassandra's numeric types accept a string holding a number.
             let inner = match s.parse::<f64>() {
                 Ok(_) if s.contains(['.', 'e', 'E']) => Literal::Float(s.clone()),
                 Ok(_) => Literal::Integer(s.clone()),
-                Err(_) if matches!(t, T::Boolean) => Literal::Boolean(s.eq_ignore_ascii_case("true")),
+                Err(_) if matches!(t, T::Boolean) => {
+                    Literal::Boolean(s.eq_ignore_ascii_case("true"))
+                }
                 Err(_) => return mismatch(l, receiver, ty),
             };
             return literal_value(&inner, ty, receiver);
         }
-        (Literal::Integer(s), _) => integer_value(s, t).ok_or(()).or_else(|_| mismatch(l, receiver, ty))?,
-        (Literal::Float(s), T::Double) => Value::Double(parse_float(s).ok_or(()).or_else(|_| mismatch(l, receiver, ty))?),
-        (Literal::Float(s), T::Float) => Value::Float(parse_float(s).ok_or(()).or_else(|_| mismatch(l, receiver, ty))? as f32),
-        (Literal::Float(s), T::Decimal) => Value::Decimal(BigDecimal::from_str(s).map_err(|_| QueryError::Invalid(format!("Invalid FLOAT constant ({s}) for \"{receiver}\" of type decimal")))?),
+        (Literal::Integer(s), _) => integer_value(s, t)
+            .ok_or(())
+            .or_else(|_| mismatch(l, receiver, ty))?,
+        (Literal::Float(s), T::Double) => Value::Double(
+            parse_float(s)
+                .ok_or(())
+                .or_else(|_| mismatch(l, receiver, ty))?,
+        ),
+        (Literal::Float(s), T::Float) => Value::Float(
+            parse_float(s)
+                .ok_or(())
+                .or_else(|_| mismatch(l, receiver, ty))? as f32,
+        ),
+        (Literal::Float(s), T::Decimal) => {
+            Value::Decimal(BigDecimal::from_str(s).map_err(|_| {
+                QueryError::Invalid(format!(
+                    "Invalid FLOAT constant ({s}) for \"{receiver}\" of type decimal"
+                ))
+            })?)
+        }
         (Literal::Boolean(b), T::Boolean) => Value::Boolean(*b),
-        (Literal::Uuid(s), T::Uuid | T::Timeuuid) => literal::parse_string_as(t, s).map_err(|e| QueryError::Invalid(e.to_string()))?,
+        (Literal::Uuid(s), T::Uuid | T::Timeuuid) => {
+            literal::parse_string_as(t, s).map_err(|e| QueryError::Invalid(e.to_string()))?
+        }
         (Literal::Blob(b), T::Blob) => Value::Blob(b.clone()),
         (Literal::Blob(b), T::Custom(_)) => Value::Raw(b.clone()),
-        (Literal::Duration(s), T::Duration) => Value::Duration(literal::parse_duration(s).map_err(|e| QueryError::Invalid(e.to_string()))?),
+        (Literal::Duration(s), T::Duration) => Value::Duration(
+            literal::parse_duration(s).map_err(|e| QueryError::Invalid(e.to_string()))?,
+        ),
         _ => return mismatch(l, receiver, ty),
     };
     Ok(Some(v))
@@ -135,13 +170,28 @@ pub fn eval(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryRe
     match term {
         Term::Bind(BindMarker::Positional(i)) => {
             let Some(v) = ctx.binds.get(*i) else {
-                return invalid(format!("There were {} markers(?) in CQL but {} bound variables", i + 1, ctx.binds.len()));
+                return invalid(format!(
+                    "There were {} markers(?) in CQL but {} bound variables",
+                    i + 1,
+                    ctx.binds.len()
+                ));
             };
             match v {
                 BoundValue::Null => Ok(Evaluated::Null),
                 BoundValue::Unset => Ok(Evaluated::Unset),
                 BoundValue::Value(b) => {
-                    Value::validate(ty, b).map_err(|e| QueryError::Invalid(format!("Exception while binding column {receiver}: {e}")))?;
+                    Value::validate(ty, b).map_err(|e| {
+                        QueryError::Invalid(format!(
+                            "Exception while binding column {receiver}: {e}"
+                        ))
+                    })?;
+                    if has_set_or_map(ty) && !b.is_empty() {
+                        // Sets and maps are stored in key order whatever order the client sent.
+                        let v = canonical(Value::deserialize(ty, b)?, ty);
+                        let mut out = Vec::with_capacity(b.len());
+                        v.serialize_as(ty, &mut out);
+                        return Ok(Evaluated::Value(Bytes::from(out)));
+                    }
                     Ok(Evaluated::Value(b.clone()))
                 }
             }
@@ -160,7 +210,12 @@ pub fn eval(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryRe
 }
 
 /// Evaluates a term to a value (None = null). Unset binds inside collections are errors.
-pub fn eval_value(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Option<Value>> {
+pub fn eval_value(
+    term: &Term,
+    ty: &CqlType,
+    receiver: &str,
+    ctx: &EvalCtx,
+) -> QueryResult<Option<Value>> {
     use CqlType as T;
     let t = ty.unfrozen();
     match term {
@@ -179,23 +234,34 @@ pub fn eval_value(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> Q
                 }
                 Ok(Some(Value::Vector(elements(items, e, receiver, ctx)?)))
             }
-            _ => invalid(format!("Invalid list literal for {receiver} of type {}", ty.cql_name())),
+            _ => invalid(format!(
+                "Invalid list literal for {receiver} of type {}",
+                ty.cql_name()
+            )),
         },
         Term::Set(items) => match t {
             T::Set(e) => Ok(Some(set_value(elements(items, e, receiver, ctx)?, e))),
             T::Map(..) if items.is_empty() => Ok(Some(Value::Map(vec![]))),
-            _ => invalid(format!("Invalid set literal for {receiver} of type {}", ty.cql_name())),
+            _ => invalid(format!(
+                "Invalid set literal for {receiver} of type {}",
+                ty.cql_name()
+            )),
         },
         Term::Map(entries) => match t {
             T::Map(kt, vt) => {
                 let mut out: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let kv = eval_value(k, kt, receiver, ctx)?.ok_or_else(|| QueryError::Invalid("null is not supported inside collections".into()))?;
-                    let vv = eval_value(v, vt, receiver, ctx)?.ok_or_else(|| QueryError::Invalid("null is not supported inside collections".into()))?;
+                    let kv = eval_value(k, kt, receiver, ctx)?.ok_or_else(|| {
+                        QueryError::Invalid("null is not supported inside collections".into())
+                    })?;
+                    let vv = eval_value(v, vt, receiver, ctx)?.ok_or_else(|| {
+                        QueryError::Invalid("null is not supported inside collections".into())
+                    })?;
                     out.push((kv, vv));
                 }
                 // Maps are ordered by key and keep the last value for a repeated key.
-                let mut keyed: Vec<(Vec<u8>, Value, Value)> = out.into_iter().map(|(k, v)| (k.to_bytes(), k, v)).collect();
+                let mut keyed: Vec<(Vec<u8>, Value, Value)> =
+                    out.into_iter().map(|(k, v)| (k.to_bytes(), k, v)).collect();
                 keyed.sort_by(|a, b| Value::compare(kt, &a.0, &b.0));
                 let mut dedup: Vec<(Vec<u8>, Value, Value)> = vec![];
                 for e in keyed {
@@ -204,12 +270,17 @@ pub fn eval_value(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> Q
                         _ => dedup.push(e),
                     }
                 }
-                Ok(Some(Value::Map(dedup.into_iter().map(|(_, k, v)| (k, v)).collect())))
+                Ok(Some(Value::Map(
+                    dedup.into_iter().map(|(_, k, v)| (k, v)).collect(),
+                )))
             }
             T::Set(_) if entries.is_empty() => Ok(Some(Value::Set(vec![]))),
             T::List(_) if entries.is_empty() => Ok(Some(Value::List(vec![]))),
             T::Udt(_) if entries.is_empty() => Ok(Some(Value::Udt(vec![]))),
-            _ => invalid(format!("Invalid map literal for {receiver} of type {}", ty.cql_name())),
+            _ => invalid(format!(
+                "Invalid map literal for {receiver} of type {}",
+                ty.cql_name()
+            )),
         },
         Term::Tuple(items) => match t {
             T::Tuple(ts) => {
@@ -222,23 +293,44 @@ pub fn eval_value(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> Q
                 }
                 Ok(Some(Value::Tuple(out)))
             }
-            _ => invalid(format!("Invalid tuple literal for {receiver} of type {}", ty.cql_name())),
+            _ => invalid(format!(
+                "Invalid tuple literal for {receiver} of type {}",
+                ty.cql_name()
+            )),
         },
         Term::Udt(fields) => match t {
             T::Udt(def) => {
                 let mut out = vec![None; def.fields.len()];
                 for (name, term) in fields {
                     let Some(i) = def.fields.iter().position(|(n, _)| n == name) else {
-                        return invalid(format!("Unknown field '{name}' in value of user defined type {}", def.name));
+                        return invalid(format!(
+                            "Unknown field '{name}' in value of user defined type {}",
+                            def.name
+                        ));
                     };
                     out[i] = eval_value(term, &def.fields[i].1, receiver, ctx)?;
                 }
                 Ok(Some(Value::Udt(out)))
             }
-            T::Map(..) => eval_value(&Term::Map(fields.iter().map(|(k, v)| (Term::Literal(Literal::String(k.clone())), v.clone())).collect()), ty, receiver, ctx),
-            _ => invalid(format!("Invalid user type literal for {receiver} of type {}", ty.cql_name())),
+            T::Map(..) => eval_value(
+                &Term::Map(
+                    fields
+                        .iter()
+                        .map(|(k, v)| (Term::Literal(Literal::String(k.clone())), v.clone()))
+                        .collect(),
+                ),
+                ty,
+                receiver,
+                ctx,
+            ),
+            _ => invalid(format!(
+                "Invalid user type literal for {receiver} of type {}",
+                ty.cql_name()
+            )),
         },
-        Term::Function { name, args } => call_function(&name.name.to_ascii_lowercase(), args, ty, receiver, ctx),
+        Term::Function { name, args } => {
+            call_function(&name.name.to_ascii_lowercase(), args, ty, receiver, ctx)
+        }
         Term::Cast { ty: _, term } => eval_value(term, ty, receiver, ctx),
         Term::Negate(inner) => {
             let v = eval_value(inner, ty, receiver, ctx)?;
@@ -322,10 +414,19 @@ fn set_value(mut items: Vec<Value>, elem: &CqlType) -> Value {
     Value::Set(keyed.into_iter().map(|(_, v)| v).collect())
 }
 
-fn elements(items: &[Term], elem: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Vec<Value>> {
+fn elements(
+    items: &[Term],
+    elem: &CqlType,
+    receiver: &str,
+    ctx: &EvalCtx,
+) -> QueryResult<Vec<Value>> {
     items
         .iter()
-        .map(|it| eval_value(it, elem, receiver, ctx)?.ok_or_else(|| QueryError::Invalid("null is not supported inside collections".into())))
+        .map(|it| {
+            eval_value(it, elem, receiver, ctx)?.ok_or_else(|| {
+                QueryError::Invalid("null is not supported inside collections".into())
+            })
+        })
         .collect()
 }
 
@@ -359,11 +460,17 @@ fn arg_value(args: &[Term], i: usize, ty: &CqlType, ctx: &EvalCtx) -> QueryResul
 
 /// A time-like argument: a timeuuid, timestamp or date, whichever the term produces.
 fn time_arg(args: &[Term], ctx: &EvalCtx) -> QueryResult<Option<Value>> {
-    let Some(t) = args.first() else { return invalid("Invalid number of arguments in call to function") };
+    let Some(t) = args.first() else {
+        return invalid("Invalid number of arguments in call to function");
+    };
     let ty = match t {
-        Term::Function { name, .. } => function_return_type(&name.name.to_ascii_lowercase()).unwrap_or(CqlType::Timestamp),
+        Term::Function { name, .. } => {
+            function_return_type(&name.name.to_ascii_lowercase()).unwrap_or(CqlType::Timestamp)
+        }
         Term::Cast { ty, .. } => match ty {
-            sibyl_cql::ast::CqlTypeAst::Native(n) => CqlType::parse_native(n).unwrap_or(CqlType::Timestamp),
+            sibyl_cql::ast::CqlTypeAst::Native(n) => {
+                CqlType::parse_native(n).unwrap_or(CqlType::Timestamp)
+            }
             _ => CqlType::Timestamp,
         },
         Term::Literal(Literal::Uuid(_)) => CqlType::Timeuuid,
@@ -393,7 +500,10 @@ fn coerce(v: Value, ty: &CqlType, receiver: &str) -> QueryResult<Option<Value>> 
         (t, v) => t.unfrozen() == &value_type(v).unwrap_or(CqlType::Blob),
     };
     if !ok {
-        return invalid(format!("Type error: cannot assign result of function to {receiver} (type {})", ty.cql_name()));
+        return invalid(format!(
+            "Type error: cannot assign result of function to {receiver} (type {})",
+            ty.cql_name()
+        ));
     }
     Ok(Some(match (ty.unfrozen(), v) {
         (CqlType::Uuid, Value::Timeuuid(u)) => Value::Uuid(u),
@@ -421,7 +531,13 @@ fn value_type(v: &Value) -> Option<CqlType> {
     })
 }
 
-fn call_function(name: &str, args: &[Term], ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Option<Value>> {
+fn call_function(
+    name: &str,
+    args: &[Term],
+    ty: &CqlType,
+    receiver: &str,
+    ctx: &EvalCtx,
+) -> QueryResult<Option<Value>> {
     let now_ms = ctx.now_micros.div_euclid(1000);
     let v = match name {
         "now" | "currenttimeuuid" => Value::Timeuuid(timeuuid::now_timeuuid()),
@@ -446,14 +562,16 @@ fn call_function(name: &str, args: &[Term], ty: &CqlType, receiver: &str, ctx: &
             None => return Ok(None),
         },
         _ if name.starts_with("blobas") => {
-            let target = CqlType::parse_native(&name["blobas".len()..]).ok_or_else(|| QueryError::Invalid(format!("Unknown function '{name}'")))?;
+            let target = CqlType::parse_native(&name["blobas".len()..])
+                .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{name}'")))?;
             match arg_value(args, 0, &CqlType::Blob, ctx)? {
                 Some(Value::Blob(b)) => Value::deserialize(&target, &b)?,
                 _ => return Ok(None),
             }
         }
         _ if name.ends_with("asblob") => {
-            let source = CqlType::parse_native(&name[..name.len() - "asblob".len()]).ok_or_else(|| QueryError::Invalid(format!("Unknown function '{name}'")))?;
+            let source = CqlType::parse_native(&name[..name.len() - "asblob".len()])
+                .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{name}'")))?;
             match arg_value(args, 0, &source, ctx)? {
                 Some(v) => {
                     let mut out = vec![];
@@ -466,4 +584,51 @@ fn call_function(name: &str, args: &[Term], ty: &CqlType, receiver: &str, ctx: &
         _ => return invalid(format!("Unknown function '{name}'")),
     };
     coerce(v, ty, receiver)
+}
+
+fn has_set_or_map(ty: &CqlType) -> bool {
+    match ty {
+        CqlType::Set(_) | CqlType::Map(..) => true,
+        CqlType::List(e) | CqlType::Frozen(e) | CqlType::Vector(e, _) => has_set_or_map(e),
+        CqlType::Tuple(ts) => ts.iter().any(has_set_or_map),
+        CqlType::Udt(d) => d.fields.iter().any(|(_, t)| has_set_or_map(t)),
+        _ => false,
+    }
+}
+
+/// Sorts and deduplicates sets and maps (recursively) into Cassandra's stored order.
+fn canonical(v: Value, ty: &CqlType) -> Value {
+    match (ty.unfrozen(), v) {
+        (CqlType::Set(e), Value::Set(items) | Value::List(items)) => {
+            let items: Vec<Value> = items.into_iter().map(|x| canonical(x, e)).collect();
+            set_value(items, e)
+        }
+        (CqlType::Map(kt, vt), Value::Map(entries)) => {
+            let mut keyed: Vec<(Vec<u8>, Value, Value)> = entries
+                .into_iter()
+                .map(|(k, v)| (k.to_bytes(), canonical(k, kt), canonical(v, vt)))
+                .collect();
+            keyed.sort_by(|a, b| Value::compare(kt, &a.0, &b.0));
+            keyed.dedup_by(|a, b| a.0 == b.0);
+            Value::Map(keyed.into_iter().map(|(_, k, v)| (k, v)).collect())
+        }
+        (CqlType::List(e), Value::List(items)) => {
+            Value::List(items.into_iter().map(|x| canonical(x, e)).collect())
+        }
+        (CqlType::Tuple(ts), Value::Tuple(items)) => Value::Tuple(
+            items
+                .into_iter()
+                .zip(ts)
+                .map(|(x, t)| x.map(|x| canonical(x, t)))
+                .collect(),
+        ),
+        (CqlType::Udt(d), Value::Udt(items)) => Value::Udt(
+            items
+                .into_iter()
+                .zip(&d.fields)
+                .map(|(x, (_, t))| x.map(|x| canonical(x, t)))
+                .collect(),
+        ),
+        (_, v) => v,
+    }
 }
