@@ -1,0 +1,109 @@
+"""SELECT and modification features beyond primary-key reads: IN, DISTINCT, token ranges,
+PER PARTITION LIMIT, ORDER BY, filtering rules, aggregates, collection element operations,
+TTL expiry and range deletions — each compared with what Cassandra 5.0 returns."""
+import time
+
+import pytest
+from cassandra import InvalidRequest
+from cassandra.murmur3 import murmur3
+from cassandra.query import SimpleStatement
+
+
+@pytest.fixture
+def grid(session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.g (p int, c int, v int, PRIMARY KEY (p, c))")
+    ins = session.prepare(f"INSERT INTO {ks}.g (p, c, v) VALUES (?, ?, ?)")
+    for p in range(5):
+        for c in range(4):
+            session.execute(ins, (p, c, p * 10 + c))
+    return ks
+
+
+def test_in_on_partition_key_and_clustering(session, grid):
+    rows = session.execute(f"SELECT p, c FROM {grid}.g WHERE p IN (3, 1) AND c IN (2, 0)")
+    assert sorted((r.p, r.c) for r in rows) == [(1, 0), (1, 2), (3, 0), (3, 2)]
+
+
+def test_order_by_desc_and_limit(session, grid):
+    rows = session.execute(f"SELECT c FROM {grid}.g WHERE p = 2 ORDER BY c DESC LIMIT 3")
+    assert [r.c for r in rows] == [3, 2, 1]
+    with pytest.raises(InvalidRequest, match="ORDER BY is only supported when the partition key is restricted"):
+        session.execute(f"SELECT c FROM {grid}.g ORDER BY c DESC")
+
+
+def test_distinct_and_per_partition_limit(session, grid):
+    assert sorted(r.p for r in session.execute(f"SELECT DISTINCT p FROM {grid}.g")) == [0, 1, 2, 3, 4]
+    rows = list(session.execute(f"SELECT p, c FROM {grid}.g PER PARTITION LIMIT 2"))
+    assert len(rows) == 10 and all(r.c < 2 for r in rows)
+
+
+def test_token_ranges_match_the_driver(session, grid):
+    tokens = {p: murmur3((p).to_bytes(4, "big", signed=True)) for p in range(5)}
+    rows = session.execute(f"SELECT p, token(p) FROM {grid}.g WHERE c = 0 ALLOW FILTERING")
+    assert {r.p: r.system_token_p for r in rows} == tokens
+    pivot = sorted(tokens.values())[2]
+    got = {r.p for r in session.execute(f"SELECT p FROM {grid}.g WHERE token(p) > {pivot}")}
+    assert got == {p for p, t in tokens.items() if t > pivot}
+
+
+def test_filtering_requires_allow_filtering(session, grid):
+    with pytest.raises(InvalidRequest, match="ALLOW FILTERING"):
+        session.execute(f"SELECT * FROM {grid}.g WHERE v = 21")
+    rows = list(session.execute(f"SELECT p, c FROM {grid}.g WHERE v = 21 ALLOW FILTERING"))
+    assert [(r.p, r.c) for r in rows] == [(2, 1)]
+    with pytest.raises(InvalidRequest, match="cannot be restricted as preceding column"):
+        session.execute(f"CREATE TABLE {grid}.h (p int, a int, b int, PRIMARY KEY (p, a, b))")
+        session.execute(f"SELECT * FROM {grid}.h WHERE p = 1 AND b = 2")
+
+
+def test_aggregates(session, grid):
+    row = session.execute(f"SELECT count(*), min(v), max(v), sum(v), avg(v) FROM {grid}.g WHERE p = 3").one()
+    assert tuple(row) == (4, 30, 33, 126, 31)
+
+
+def test_collection_element_operations(session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.c (k int PRIMARY KEY, l list<int>, s set<text>, m map<text, int>)")
+    session.execute(f"INSERT INTO {ks}.c (k, l, s, m) VALUES (1, [1, 2], {{'a'}}, {{'x': 1}})")
+    session.execute(f"UPDATE {ks}.c SET l = l + [3], s = s + {{'b'}}, m['y'] = 2 WHERE k = 1")
+    session.execute(f"UPDATE {ks}.c SET l = [0] + l WHERE k = 1")
+    session.execute(f"UPDATE {ks}.c SET l[1] = 10 WHERE k = 1")
+    session.execute(f"UPDATE {ks}.c SET s = s - {{'a'}}, m = m - {{'x'}} WHERE k = 1")
+    session.execute(f"DELETE l[0] FROM {ks}.c WHERE k = 1")
+    row = session.execute(f"SELECT l, s, m FROM {ks}.c WHERE k = 1").one()
+    assert row.l == [10, 2, 3]
+    assert set(row.s) == {"b"}
+    assert dict(row.m) == {"y": 2}
+
+
+def test_ttl_expires_and_older_timestamp_loses(session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)")
+    session.execute(f"INSERT INTO {ks}.t (k, v) VALUES (1, 'short') USING TTL 1")
+    assert session.execute(f"SELECT ttl(v) FROM {ks}.t WHERE k = 1").one()[0] in (0, 1)
+    time.sleep(2.2)
+    assert session.execute(f"SELECT * FROM {ks}.t WHERE k = 1").one() is None
+    session.execute(f"INSERT INTO {ks}.t (k, v) VALUES (2, 'new') USING TIMESTAMP 2000")
+    session.execute(f"INSERT INTO {ks}.t (k, v) VALUES (2, 'old') USING TIMESTAMP 1000")
+    row = session.execute(f"SELECT v, writetime(v) FROM {ks}.t WHERE k = 2").one()
+    assert (row.v, row.writetime_v) == ("new", 2000)
+
+
+def test_range_deletion_and_row_liveness(session, grid):
+    session.execute(f"DELETE FROM {grid}.g WHERE p = 4 AND c >= 1 AND c < 3")
+    assert [r.c for r in session.execute(f"SELECT c FROM {grid}.g WHERE p = 4")] == [0, 3]
+    # A row created by UPDATE disappears with its last cell; one created by INSERT stays.
+    session.execute(f"UPDATE {grid}.g SET v = 1 WHERE p = 9 AND c = 9")
+    session.execute(f"DELETE v FROM {grid}.g WHERE p = 9 AND c = 9")
+    assert session.execute(f"SELECT * FROM {grid}.g WHERE p = 9").one() is None
+    session.execute(f"INSERT INTO {grid}.g (p, c, v) VALUES (8, 8, 1)")
+    session.execute(f"DELETE v FROM {grid}.g WHERE p = 8 AND c = 8")
+    row = session.execute(f"SELECT * FROM {grid}.g WHERE p = 8").one()
+    assert (row.p, row.c, row.v) == (8, 8, None)
+
+
+def test_paged_in_query(session, grid):
+    stmt = SimpleStatement(f"SELECT p, c FROM {grid}.g WHERE p IN (0, 1, 2)", fetch_size=5)
+    rows = [(r.p, r.c) for r in session.execute(stmt)]
+    assert rows == [(p, c) for p in range(3) for c in range(4)]
