@@ -20,10 +20,12 @@ from cassandra.cqlengine.usertype import UserType  # noqa: E402
 
 
 @pytest.fixture
-def cqlengine(session, fresh_keyspace):
+def cqlengine(make_cluster, fresh_keyspace):
+    # a private Cluster: unregister_connection() shuts the cluster down
+    own = make_cluster()
     name = f"sibyl_{fresh_keyspace}"
-    connection.register_connection(name, session=session, default=True)
-    yield fresh_keyspace
+    connection.register_connection(name, session=own.connect(), default=True)
+    yield fresh_keyspace, own
     connection.unregister_connection(name)
 
 
@@ -57,8 +59,8 @@ def make_models(ks):
     return Address, Event, EventV2
 
 
-def test_cqlengine_models(cqlengine, cluster):
-    ks = cqlengine
+def test_cqlengine_models(cqlengine):
+    ks, cluster = cqlengine
     Address, Event, EventV2 = make_models(ks)
     sync_type(ks, Address)
     sync_table(Event)
