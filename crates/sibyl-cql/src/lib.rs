@@ -1,6 +1,25 @@
 //! CQL language: lexer, recursive-descent parser and AST, with Cassandra-style syntax errors.
 //! Knows nothing of schema, storage or the network.
 //!
+//! Statements: SELECT, INSERT, UPDATE, DELETE, BATCH, USE, TRUNCATE, CREATE/ALTER/DROP
+//! KEYSPACE, TABLE, TYPE, CREATE/DROP INDEX (Cassandra 5.0 syntax). Anything else (roles,
+//! permissions, functions, views, DESCRIBE, ...) is a syntax error.
+//!
+//! Notes on how text maps to the AST:
+//! - Keywords are case-insensitive; only Cassandra's reserved keywords (see
+//!   [`is_reserved_keyword`]) and `true`/`false` cannot be unquoted names.
+//! - `-` directly before a number or duration literal folds into the literal (`-1` is
+//!   `Literal::Integer("-1")`); before anything else it is `Term::Negate` (in selectors, the
+//!   function `_negate`).
+//! - ISO 8601 durations made of letters and digits (`P1D`, `PT2H`, `P2W`) are recognised where a
+//!   term is expected; elsewhere such words are ordinary names.
+//! - `(x)` around a single term is grouping; `(a, b)` is a tuple. `IN (..)` and multi-column
+//!   relations always give a `Term::Tuple`, even with one element.
+//! - Binary operators count towards [`MAX_NESTING_DEPTH`] like brackets do, so no input can
+//!   build an AST deep enough to overflow the stack.
+//! - `ADD IF NOT EXISTS` / `DROP IF EXISTS` / `RENAME IF EXISTS` on columns and fields, and
+//!   `ALTER TABLE .. DROP .. USING TIMESTAMP`, are accepted but not recorded in the AST.
+//!
 //! ```
 //! use sibyl_cql::{parse_statement, ast::Statement};
 //! let stmt = parse_statement("SELECT * FROM ks.t WHERE k = ?").unwrap();
