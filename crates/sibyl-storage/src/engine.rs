@@ -125,7 +125,18 @@ impl Table {
                 dir = Some(e.path());
             }
         }
-        let dir = dir.unwrap_or_else(|| tables_dir.join(format!("{}{}", params.name, suffix)));
+        let safe_name: String = params
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = dir.unwrap_or_else(|| tables_dir.join(format!("{safe_name}{suffix}")));
         fs::create_dir_all(&dir)?;
         // Finish interrupted compactions: their outputs are complete, inputs must go.
         let mut names = Vec::new();

@@ -2,7 +2,7 @@
 //! semantics. Knows nothing of the network, CQL text or the protocol.
 
 mod codec;
-pub mod commitlog;
+mod commitlog;
 mod compaction;
 mod engine;
 mod error;

@@ -293,14 +293,15 @@ impl RowData {
     }
 
     pub fn estimated_size(&self) -> usize {
-        let mut s = 64;
+        // Generous per-node overheads: B-tree nodes, `Bytes` headers and their heap blocks.
+        let mut s = 160;
         for (n, c) in &self.columns {
-            s += n.len() + 48;
+            s += n.len() + 112;
             match c {
                 ColData::Simple(c) => s += c.value.as_ref().map_or(0, |v| v.len()),
                 ColData::Complex { cells, .. } => {
                     for (p, c) in cells {
-                        s += p.len() + 48 + c.value.as_ref().map_or(0, |v| v.len());
+                        s += p.len() + 112 + c.value.as_ref().map_or(0, |v| v.len());
                     }
                 }
             }
@@ -547,7 +548,7 @@ impl PartitionData {
     }
 
     pub fn estimated_size(&self) -> usize {
-        let mut s = 96 + self.range_tombstones.len() * 80;
+        let mut s = 200 + self.range_tombstones.len() * 128;
         if let Some(r) = &self.static_row {
             s += r.estimated_size();
         }

@@ -578,3 +578,19 @@ fn static_only_partition_and_alter() {
     assert_eq!(v.rows.len(), 1);
     assert!(v.static_row.is_some());
 }
+
+#[test]
+fn engine_is_send_sync_and_names_are_sanitized() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+    let d = tempfile::tempdir().unwrap();
+    let e = Engine::open(d.path(), opts(), vec![(tid(3), params("../evil/name"))]).unwrap();
+    e.apply(&insert(tid(3), pk(1), 1, "v", 1, "x")).unwrap();
+    e.flush(None).unwrap();
+    let dirs: Vec<String> = std::fs::read_dir(d.path().join("tables"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    assert!(dirs[0].starts_with(".._evil_name-"), "{dirs:?}");
+}
