@@ -200,10 +200,6 @@ impl CommitLog {
         })
     }
 
-    pub fn mode(&self) -> CommitlogSync {
-        self.mode
-    }
-
     /// Appends one entry; returns its end position.
     pub fn append(&self, table: TableId, payload: &[u8]) -> Result<ClPos> {
         let len = payload.len() as u32;
