@@ -45,6 +45,8 @@ pub struct Flags {
 }
 
 /// The subset of cassandra.yaml that Sibyl understands.
+/// Keys accepted but not (yet) used are kept so that an existing cassandra.yaml still loads.
+#[allow(dead_code)]
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct YamlConfig {
@@ -74,6 +76,7 @@ pub struct YamlConfig {
     pub partitioner: Option<String>,
 }
 
+#[allow(dead_code)]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct SeedProvider {
@@ -100,6 +103,8 @@ pub struct Config {
     pub listen_address: IpAddr,
     pub native_port: u16,
     pub storage_port: u16,
+    /// Used by gossip once the ring lands.
+    #[allow(dead_code)]
     pub seeds: Vec<IpAddr>,
     pub cluster_name: String,
     pub dc: String,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use sibyl_protocol::codec::{Compression, ServerCodec};
-use sibyl_protocol::messages::{Envelope, Event, Request, RequestEnvelope, Response, ResultBody};
+use sibyl_protocol::messages::{Envelope, Event, Request, Response, ResultBody};
 use sibyl_protocol::{Frame, ProtocolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -602,7 +602,7 @@ pub fn create_table(
         }
         let ty = resolve_type(&def.ty, ks)?;
         if def.is_static && ck.is_empty() {
-            return invalid(format!("Static columns are only useful (and thus allowed) if the table has at least one clustering column"));
+            return invalid("Static columns are only useful (and thus allowed) if the table has at least one clustering column".to_string());
         }
         let kind = if def.is_static {
             ColumnKind::Static
@@ -722,7 +722,7 @@ pub fn alter_table(
                 }
                 let ty = resolve_type(&def.ty, ks)?;
                 if def.is_static && t.clustering_count == 0 {
-                    return invalid(format!("Static columns are not allowed in COMPACT STORAGE tables or tables without clustering columns"));
+                    return invalid("Static columns are not allowed in COMPACT STORAGE tables or tables without clustering columns".to_string());
                 }
                 if t.is_counter_table() != ty.is_counter() && !t.regular_and_static().is_empty() {
                     return invalid("Cannot mix counter and non counter columns in the same table");

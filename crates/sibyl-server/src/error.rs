@@ -80,7 +80,7 @@ impl QueryError {
             QueryError::Unauthorized(_) => (error_code::UNAUTHORIZED, ErrorDetails::None),
         };
         ErrorBody {
-            code: code as i32,
+            code,
             message,
             details,
         }

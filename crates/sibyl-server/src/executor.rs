@@ -35,7 +35,6 @@ pub struct Session {
 #[derive(Debug)]
 pub struct PreparedStmt {
     pub id: Bytes,
-    pub query: String,
     pub keyspace: Option<String>,
     pub statement: Statement,
     pub bind_specs: Vec<ColumnSpec>,
@@ -48,6 +47,8 @@ pub struct PreparedStmt {
 pub struct Outcome {
     pub body: ResultBody,
     pub warnings: Vec<String>,
+    /// The change a schema statement made (also broadcast as an event).
+    #[allow(dead_code)]
     pub schema_change: Option<SchemaChange>,
 }
 
@@ -597,7 +598,6 @@ impl Node {
         let result_metadata_id = metadata_id(&result_columns);
         Ok(PreparedStmt {
             id,
-            query: query.to_string(),
             keyspace: keyspace.map(String::from),
             statement,
             bind_specs,

@@ -438,7 +438,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
     let (names, terms) = match &st.values {
         InsertValues::Values { columns, values } => {
             if columns.len() != values.len() {
-                return invalid(format!("Unmatched column names/values"));
+                return invalid("Unmatched column names/values".to_string());
             }
             (columns.clone(), values.clone())
         }
@@ -480,7 +480,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
         .iter()
         .all(|(c, _)| c.is_primary_key() || c.kind == ColumnKind::Static);
     if !missing_ck.is_empty()
-        && !(missing_ck.len() == table.clustering_count && only_static && table.has_statics())
+        && (missing_ck.len() != table.clustering_count || !only_static || !table.has_statics())
     {
         return invalid(format!(
             "Some clustering keys are missing: {}",

@@ -135,15 +135,17 @@ impl Node {
         schema.version = crate::ddl::content_version(&schema);
         let tables: Vec<(Uuid, TableParams)> =
             schema.tables().map(|t| (t.id, table_params(t))).collect();
-        let mut opts = EngineOptions::default();
-        opts.commitlog_sync = match config.commitlog_sync {
-            CommitlogSyncMode::Periodic { period_ms } => {
-                sibyl_storage::CommitlogSync::Periodic { period_ms }
-            }
-            CommitlogSyncMode::Batch => sibyl_storage::CommitlogSync::Batch,
-            CommitlogSyncMode::Group { window_ms } => {
-                sibyl_storage::CommitlogSync::Group { window_ms }
-            }
+        let mut opts = EngineOptions {
+            commitlog_sync: match config.commitlog_sync {
+                CommitlogSyncMode::Periodic { period_ms } => {
+                    sibyl_storage::CommitlogSync::Periodic { period_ms }
+                }
+                CommitlogSyncMode::Batch => sibyl_storage::CommitlogSync::Batch,
+                CommitlogSyncMode::Group { window_ms } => {
+                    sibyl_storage::CommitlogSync::Group { window_ms }
+                }
+            },
+            ..EngineOptions::default()
         };
         if let Some(m) = config.memtable_space {
             opts.memtable_space = m;

@@ -62,7 +62,7 @@ pub struct Selection {
     pub columns: Vec<(String, CqlType)>,
 }
 
-fn column_of<'a>(table: &'a Table, name: &str) -> QueryResult<usize> {
+fn column_of(table: &Table, name: &str) -> QueryResult<usize> {
     table.column_index(name).ok_or_else(|| {
         QueryError::Invalid(format!(
             "Undefined column name {name} in table {}.{}",
@@ -613,13 +613,11 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
             Bound::Excluded(Bytes::from(clustering::prefix_end(enc)))
         };
         if let Some((j, rs)) = &slice {
-            let prefix_vals = &prefixes[0];
+            // Every IN-expanded prefix has the same length; the bound is built on this one.
+            let this_prefix = clustering::decode(&ck_types[..prefixes[0].len()], enc)?;
             for r in rs {
                 let Restriction::Cmp(op, v) = r else { continue };
-                let mut vals: Vec<&[u8]> = prefix_vals.iter().map(|b| b.as_ref()).collect();
-                // Every prefix shares the same length; rebuild for this prefix.
-                let this_prefix = clustering::decode(&ck_types[..prefix_vals.len()], enc)?;
-                vals = this_prefix.iter().map(|b| b.as_slice()).collect::<Vec<_>>();
+                let mut vals: Vec<&[u8]> = this_prefix.iter().map(|b| b.as_slice()).collect();
                 vals.push(v.as_ref());
                 let e = clustering::encode(&ck_types[..=*j], &vals);
                 let reversed = ck_types[*j].1;
@@ -665,7 +663,7 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
             }
             let flip = o.descending != table.columns[i].reversed;
             if dir.is_some_and(|d| d != flip) {
-                return invalid(format!("Unsupported order by relation"));
+                return invalid("Unsupported order by relation".to_string());
             }
             dir = Some(flip);
         }
@@ -853,7 +851,7 @@ pub fn execute(
         ),
         _ => None,
     };
-    let page_size = if aggregate || st.distinct && false {
+    let page_size = if aggregate {
         None
     } else {
         rc.page_size.filter(|p| *p > 0)
@@ -953,11 +951,11 @@ pub fn execute(
     };
 
     // Reads one partition's rows into `out`; returns false when the page or limit is full.
-    let mut take_partition = |view: PartitionView,
-                              resume: Option<&Vec<u8>>,
-                              out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
-                              remaining: &mut Option<u64>,
-                              next_state: &mut Option<PagingState>|
+    let take_partition = |view: PartitionView,
+                          resume: Option<&Vec<u8>>,
+                          out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
+                          remaining: &mut Option<u64>,
+                          next_state: &mut Option<PagingState>|
      -> QueryResult<bool> {
         let pk_parts = partition_key_parts(table, &view.key.key)?;
         let mut emitted_in_partition = 0u64;

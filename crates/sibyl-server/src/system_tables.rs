@@ -407,11 +407,6 @@ pub fn system_keyspaces() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-pub fn flags_of(t: &Table) -> BTreeMap<String, String> {
-    let _ = t;
-    BTreeMap::new()
-}
-
 fn option_values(o: &TableOptions, id: Uuid) -> Vec<(&'static str, Option<Value>)> {
     vec![
         ("additional_write_policy", text(&o.additional_write_policy)),

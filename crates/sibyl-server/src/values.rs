@@ -334,7 +334,7 @@ pub fn eval_value(
         Term::Cast { ty: _, term } => eval_value(term, ty, receiver, ctx),
         Term::Negate(inner) => {
             let v = eval_value(inner, ty, receiver, ctx)?;
-            Ok(v.map(|v| negate(v)).transpose()?)
+            Ok(v.map(negate).transpose()?)
         }
         Term::Arithmetic { op, left, right } => {
             let a = eval_value(left, ty, receiver, ctx)?;
@@ -467,12 +467,10 @@ fn time_arg(args: &[Term], ctx: &EvalCtx) -> QueryResult<Option<Value>> {
         Term::Function { name, .. } => {
             function_return_type(&name.name.to_ascii_lowercase()).unwrap_or(CqlType::Timestamp)
         }
-        Term::Cast { ty, .. } => match ty {
-            sibyl_cql::ast::CqlTypeAst::Native(n) => {
-                CqlType::parse_native(n).unwrap_or(CqlType::Timestamp)
-            }
-            _ => CqlType::Timestamp,
-        },
+        Term::Cast {
+            ty: sibyl_cql::ast::CqlTypeAst::Native(n),
+            ..
+        } => CqlType::parse_native(n).unwrap_or(CqlType::Timestamp),
         Term::Literal(Literal::Uuid(_)) => CqlType::Timeuuid,
         _ => CqlType::Timestamp,
     };
