@@ -28,12 +28,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 "$PY" -c 'import cassandra, lz4, pytest, pytest_timeout; print("cassandra-driver", cassandra.__version__)'
 
+cargo_test_rc=0
 if [ "${SKIP_CARGO:-0}" != "1" ]; then
     step "cargo build --release"
     cargo build --release
 
     step "cargo test --workspace --release"
-    cargo test --workspace --release
+    # A failing Rust test fails the run, but the integration tests still run
+    # (their results are worth having in the same log).
+    cargo test --workspace --release --no-fail-fast || cargo_test_rc=$?
 fi
 
 step "pytest tests"
@@ -48,5 +51,9 @@ rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: treating as failure" >&2
+fi
+if [ "$cargo_test_rc" -ne 0 ]; then
+    echo "cargo test failed (exit $cargo_test_rc)" >&2
+    [ "$rc" -ne 0 ] || rc=$cargo_test_rc
 fi
 exit "$rc"
