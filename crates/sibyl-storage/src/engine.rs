@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::codec::{Dec, Enc};
@@ -93,23 +94,65 @@ struct View {
 }
 
 impl View {
-    fn read(&self, key: &PartitionKey, slice: &Slice) -> Result<Option<PartitionData>> {
+    /// Merged data of all sources, each cut at `max_rows` rows; plus the lowest clustering at
+    /// which some source was cut (rows beyond it may be incomplete).
+    fn read_budget(
+        &self,
+        key: &PartitionKey,
+        slice: &Slice,
+        max_rows: usize,
+    ) -> Result<(Option<PartitionData>, Option<Bytes>)> {
         let mut out: Option<PartitionData> = None;
-        let mut add = |p: PartitionData| match &mut out {
-            Some(o) => o.merge(p),
-            None => out = Some(p),
+        let mut cut: Option<Bytes> = None;
+        let mut add = |(p, c): (PartitionData, Option<Bytes>)| {
+            if let Some(c) = c {
+                cut = Some(match cut.take() {
+                    Some(x) if x < c => x,
+                    _ => c,
+                });
+            }
+            match &mut out {
+                Some(o) => o.merge(p),
+                None => out = Some(p),
+            }
         };
         for s in self.sstables.iter() {
-            if let Some(p) = s.read(key, &slice.ranges)? {
-                add(p);
+            if let Some(r) = s.read(key, &slice.ranges, max_rows)? {
+                add(r);
             }
         }
         for m in &self.memtables {
-            if let Some(p) = m.get_sliced(key, &slice.ranges) {
-                add(p);
+            if let Some(r) = m.get_sliced(key, &slice.ranges, max_rows) {
+                add(r);
             }
         }
-        Ok(out)
+        Ok((out, cut))
+    }
+
+    /// The live view of `key` for `slice`. Forward slices with a limit read a bounded number
+    /// of rows from each source, growing the budget until the first `limit` live rows are
+    /// known to be complete.
+    fn read(&self, key: &PartitionKey, slice: &Slice, now: i64) -> Result<Option<PartitionView>> {
+        let limit = match slice.limit {
+            Some(l) if !slice.reversed => l,
+            _ => {
+                let (p, _) = self.read_budget(key, slice, usize::MAX)?;
+                return Ok(p.and_then(|p| p.resolve(key, slice, now)));
+            }
+        };
+        let mut budget = limit.saturating_add(limit / 2).max(limit + 1);
+        loop {
+            let (p, cut) = self.read_budget(key, slice, budget)?;
+            let Some(p) = p else { return Ok(None) };
+            let view = p.resolve(key, slice, now);
+            let Some(cut) = cut else { return Ok(view) };
+            if let Some(v) = &view {
+                if limit == 0 || (v.rows.len() >= limit && v.rows[limit - 1].clustering <= cut) {
+                    return Ok(view);
+                }
+            }
+            budget = budget.saturating_mul(4);
+        }
     }
 }
 
@@ -394,10 +437,7 @@ impl Engine {
         now_secs: i64,
     ) -> Result<Option<PartitionView>> {
         let t = self.inner.table(table)?;
-        let view = t.view();
-        Ok(view
-            .read(key, slice)?
-            .and_then(|p| p.resolve(key, slice, now_secs)))
+        t.view().read(key, slice, now_secs)
     }
 
     /// Live partitions in (token, key) order from `from` up to token `to`, at most `max_partitions`.
@@ -470,10 +510,7 @@ impl Engine {
                 let Reverse((_, s)) = heap.pop().unwrap();
                 advance(s, &mut heap, &mut mem_cursor, &mut sst_cursor);
             }
-            if let Some(v) = view
-                .read(&key, slice)?
-                .and_then(|p| p.resolve(&key, slice, now_secs))
-            {
+            if let Some(v) = view.read(&key, slice, now_secs)? {
                 out.push(v);
                 if out.len() >= max_partitions {
                     break;

@@ -57,12 +57,17 @@ impl Memtable {
         self.map.contains_key(key)
     }
 
+    /// The partition restricted to `ranges`, at most `max_rows` rows; plus the last clustering
+    /// taken if the budget cut it short.
     pub fn get_sliced(
         &self,
         key: &PartitionKey,
         ranges: &[(Bound<bytes::Bytes>, Bound<bytes::Bytes>)],
-    ) -> Option<PartitionData> {
-        self.map.get(key).map(|e| e.value().lock().sliced(ranges))
+        max_rows: usize,
+    ) -> Option<(PartitionData, Option<bytes::Bytes>)> {
+        self.map
+            .get(key)
+            .map(|e| e.value().lock().sliced(ranges, max_rows))
     }
 
     /// The first key strictly after `after` (or the first key at/after `from`).

@@ -523,28 +523,38 @@ impl PartitionData {
             && self.rows.is_empty()
     }
 
-    /// A copy holding only the rows within `ranges` (plus all partition-level data).
-    pub fn sliced(&self, ranges: &[(Bound<Bytes>, Bound<Bytes>)]) -> PartitionData {
-        let rows = if is_full_range(ranges) {
-            self.rows.clone()
-        } else {
-            let mut rows = BTreeMap::new();
-            for (s, e) in ranges {
-                if is_empty_range(s, e) {
-                    continue;
-                }
-                for (c, r) in self.rows.range::<Bytes, _>((s.clone(), e.clone())) {
-                    rows.insert(c.clone(), r.clone());
-                }
+    /// A copy holding only the rows within `ranges` (plus all partition-level data), at most
+    /// `max_rows` of them in clustering order; the second value is the last clustering taken
+    /// when the budget cut the copy short.
+    pub fn sliced(
+        &self,
+        ranges: &[(Bound<Bytes>, Bound<Bytes>)],
+        max_rows: usize,
+    ) -> (PartitionData, Option<Bytes>) {
+        let mut rows = BTreeMap::new();
+        let mut cut = None;
+        let full = is_full_range(ranges);
+        let all = [(Bound::Unbounded, Bound::Unbounded)];
+        let ranges = if full { &all[..] } else { ranges };
+        'outer: for (s, e) in ranges {
+            if is_empty_range(s, e) {
+                continue;
             }
-            rows
-        };
-        PartitionData {
+            for (c, r) in self.rows.range::<Bytes, _>((s.clone(), e.clone())) {
+                if rows.len() >= max_rows {
+                    cut = rows.keys().next_back().cloned();
+                    break 'outer;
+                }
+                rows.insert(c.clone(), r.clone());
+            }
+        }
+        let p = PartitionData {
             deletion: self.deletion,
             range_tombstones: self.range_tombstones.clone(),
             static_row: self.static_row.clone(),
             rows,
-        }
+        };
+        (p, cut)
     }
 
     pub fn estimated_size(&self) -> usize {

@@ -23,9 +23,7 @@ use crate::commitlog::ClPos;
 use crate::error::{Result, StorageError};
 use crate::model::{DeletionTime, PartitionKey, RangeTombstone};
 use crate::options::Compression;
-use crate::partition::{
-    is_full_range, past_end, slice_contains, DataStats, PartitionData, RowData,
-};
+use crate::partition::{is_full_range, past_end, DataStats, PartitionData, RowData};
 
 const MAGIC: &[u8; 8] = b"SIBYLSST";
 const VERSION: u32 = 1;
@@ -554,12 +552,15 @@ impl SSTable {
         }
     }
 
-    /// The partition's data restricted to the clustering `ranges`, if present.
+    /// The partition's data restricted to the clustering `ranges` (at most `max_rows` rows in
+    /// clustering order), if present; plus the last clustering taken when the budget cut the
+    /// read short.
     pub fn read(
         &self,
         key: &PartitionKey,
         ranges: &[(Bound<Bytes>, Bound<Bytes>)],
-    ) -> Result<Option<PartitionData>> {
+        max_rows: usize,
+    ) -> Result<Option<(PartitionData, Option<Bytes>)>> {
         if !self.may_contain(key) {
             return Ok(None);
         }
@@ -582,32 +583,31 @@ impl SSTable {
                 )))
             }
         }
-        if ie.row_index.is_empty() || is_full_range(ranges) {
-            loop {
-                match cur.next(self)? {
-                    Some(Record::Row(c, r)) => {
-                        if slice_contains(ranges, &c) {
-                            p.rows.insert(c, r);
-                        }
-                    }
-                    Some(Record::End) | None => break,
-                    Some(Record::Start(..)) => {
-                        return Err(StorageError::Corrupt("missing partition end".into()))
-                    }
-                }
-            }
-            return Ok(Some(p));
-        }
+        let full = is_full_range(ranges);
+        let all = [(Bound::Unbounded, Bound::Unbounded)];
+        let ranges = if full { &all[..] } else { ranges };
+        let mut taken = 0usize;
         for (s, e) in ranges {
-            let entry = match s {
-                Bound::Unbounded => 0,
-                Bound::Included(b) | Bound::Excluded(b) => ie
-                    .row_index
-                    .partition_point(|(c, _, _)| c <= b)
-                    .saturating_sub(1),
+            if crate::partition::is_empty_range(s, e) {
+                continue;
+            }
+            // Start at the row index entry (if any) of the block holding the range start;
+            // without a row index, at the partition's first row.
+            let mut cur = match (ie.row_index.is_empty(), s) {
+                (false, Bound::Included(b) | Bound::Excluded(b)) => {
+                    let entry = ie
+                        .row_index
+                        .partition_point(|(c, _, _)| c <= b)
+                        .saturating_sub(1);
+                    let (_, blk, off) = &ie.row_index[entry];
+                    Cursor::new(self, *blk as usize, *off as usize)?
+                }
+                _ => {
+                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+                    c.next(self)?; // the partition start record
+                    c
+                }
             };
-            let (_, blk, off) = &ie.row_index[entry];
-            let mut cur = Cursor::new(self, *blk as usize, *off as usize)?;
             loop {
                 match cur.next(self)? {
                     Some(Record::Row(c, r)) => {
@@ -615,7 +615,12 @@ impl SSTable {
                             break;
                         }
                         if crate::partition::bound_contains(s, e, &c) {
+                            if taken >= max_rows {
+                                let last = p.rows.keys().next_back().cloned();
+                                return Ok(Some((p, last)));
+                            }
                             p.rows.insert(c, r);
+                            taken += 1;
                         }
                     }
                     Some(Record::End) | None => break,
@@ -625,7 +630,7 @@ impl SSTable {
                 }
             }
         }
-        Ok(Some(p))
+        Ok(Some((p, None)))
     }
 
     /// Sequential scan of all partitions (compaction).

@@ -526,6 +526,19 @@ fn run(ops: &[Op], purge: bool) -> Result<(), TestCaseError> {
             reversed: true,
             limit: Some(2),
         },
+        Slice {
+            ranges: vec![(Bound::Unbounded, Bound::Unbounded)],
+            reversed: false,
+            limit: Some(1),
+        },
+        Slice {
+            ranges: vec![
+                (Bound::Included(ck(0)), Bound::Included(ck(1))),
+                (Bound::Included(ck(2)), Bound::Unbounded),
+            ],
+            reversed: false,
+            limit: Some(2),
+        },
     ];
     for slice in &slices {
         let mut expected_scan = Vec::new();
