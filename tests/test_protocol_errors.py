@@ -268,36 +268,48 @@ def test_unsupported_protocol_version(raw, version):
     assert 3 <= f.version <= 6, f
 
 
+def _send_zeros(r, n):
+    chunk = b"\x00" * (1 << 20)
+    try:
+        while n > 0:
+            r.sock.sendall(chunk[:min(n, len(chunk))])
+            n -= min(n, len(chunk))
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+
+
 def test_oversized_frame(raw, node, canary):
     r = raw()
     r.startup(4)
     declared = 17 * 1024 * 1024  # > native_transport_max_frame_size (16 MiB)
     r.send(struct.pack(">BBhBI", 4, 0, 9, QUERY, declared))
     r.sock.settimeout(2)
+    body_sent = False
     try:
         f = r.recv_frame()
-        answered = True
     except socket.timeout:
-        answered, f = False, None
-    if not answered:
-        # Cassandra 5.0 (Envelope.Decoder) discards the whole declared body before
-        # answering: send it.
-        try:
-            chunk = b"\x00" * (1 << 20)
-            for _ in range(17):
-                r.sock.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        # Cassandra 5.0 (Envelope.Decoder) discards the whole declared body
+        # before answering: send it.
+        body_sent = _send_zeros(r, declared)
         r.sock.settimeout(10)
         f = r.recv_frame()
     if f is not None:
         code, msg, _ = f.error()
-        # PROTOCOL_ERROR, or Cassandra's InvalidRequest "Request is too big: length
-        # 17825801 exceeds maximum allowed length 16777216."
-        assert code in (PROTOCOL_ERROR, INVALID), (code, msg)
         assert f.stream == 9, f
+        # Cassandra: InvalidRequest "Request is too big: length 17825801 exceeds
+        # maximum allowed length 16777216." and the connection goes on after the
+        # body was skipped; a PROTOCOL_ERROR must close the connection.
+        assert code in (PROTOCOL_ERROR, INVALID), (code, msg)
         if code == INVALID:
-            assert "too big" in msg, msg
+            assert "Request is too big: length 17825801 exceeds maximum allowed length 16777216" in msg, msg
+            if not body_sent:
+                assert _send_zeros(r, declared), "connection closed while the body was being skipped"
+            r.sock.settimeout(10)
+            f = r.request(4, OPTIONS, stream=10)
+            assert f is not None and f.opcode == SUPPORTED and f.stream == 10, f
+        else:
+            assert r.closed_by_peer(), "connection left open after PROTOCOL_ERROR"
     assert_node_serves(node, canary)
 
 
