@@ -106,8 +106,9 @@ impl View {
         let mut cut: Option<Bytes> = None;
         let mut add = |(p, c): (PartitionData, Option<Bytes>)| {
             if let Some(c) = c {
+                // The binding cut: rows beyond it (in slice order) may be incomplete.
                 cut = Some(match cut.take() {
-                    Some(x) if x < c => x,
+                    Some(x) if (x < c) != slice.reversed => x,
                     _ => c,
                 });
             }
@@ -117,25 +118,25 @@ impl View {
             }
         };
         for s in self.sstables.iter() {
-            if let Some(r) = s.read(key, &slice.ranges, max_rows)? {
+            if let Some(r) = s.read(key, &slice.ranges, max_rows, slice.reversed)? {
                 add(r);
             }
         }
         for m in &self.memtables {
-            if let Some(r) = m.get_sliced(key, &slice.ranges, max_rows) {
+            if let Some(r) = m.get_sliced(key, &slice.ranges, max_rows, slice.reversed) {
                 add(r);
             }
         }
         Ok((out, cut))
     }
 
-    /// The live view of `key` for `slice`. Forward slices with a limit read a bounded number
-    /// of rows from each source, growing the budget until the first `limit` live rows are
+    /// The live view of `key` for `slice`. Slices with a limit read a bounded number of rows
+    /// (from the slice's start, or its end when reversed) from each source, growing the budget until the first `limit` live rows are
     /// known to be complete.
     fn read(&self, key: &PartitionKey, slice: &Slice, now: i64) -> Result<Option<PartitionView>> {
         let limit = match slice.limit {
-            Some(l) if !slice.reversed => l,
-            _ => {
+            Some(l) => l,
+            None => {
                 let (p, _) = self.read_budget(key, slice, usize::MAX)?;
                 return Ok(p.and_then(|p| p.resolve(key, slice, now)));
             }
@@ -147,7 +148,9 @@ impl View {
             let view = p.resolve(key, slice, now);
             let Some(cut) = cut else { return Ok(view) };
             if let Some(v) = &view {
-                if limit == 0 || (v.rows.len() >= limit && v.rows[limit - 1].clustering <= cut) {
+                let complete = |c: &Bytes| if slice.reversed { *c >= cut } else { *c <= cut };
+                if limit == 0 || (v.rows.len() >= limit && complete(&v.rows[limit - 1].clustering))
+                {
                     return Ok(view);
                 }
             }
@@ -179,8 +182,16 @@ impl Table {
                 }
             })
             .collect();
-        let dir = dir.unwrap_or_else(|| tables_dir.join(format!("{safe_name}{suffix}")));
-        fs::create_dir_all(&dir)?;
+        let dir = match dir {
+            Some(d) => d,
+            None => {
+                let d = tables_dir.join(format!("{safe_name}{suffix}"));
+                fs::create_dir_all(&d)?;
+                // The new directory entry must survive a crash along with the SSTables in it.
+                sync_dir(&tables_dir)?;
+                d
+            }
+        };
         // Finish interrupted compactions: their outputs are complete, inputs must go.
         let mut names = Vec::new();
         for e in fs::read_dir(&dir)? {
@@ -280,8 +291,9 @@ impl Engine {
         options: EngineOptions,
         tables: Vec<(TableId, TableParams)>,
     ) -> Result<Engine> {
-        fs::create_dir_all(dir)?;
         fs::create_dir_all(dir.join("tables"))?;
+        fs::create_dir_all(dir.join("commitlog"))?;
+        sync_dir(dir)?;
         let mut map = HashMap::new();
         for (id, params) in tables {
             map.insert(id, Arc::new(Table::open(dir, id, params)?));

@@ -64,10 +64,11 @@ impl Memtable {
         key: &PartitionKey,
         ranges: &[(Bound<bytes::Bytes>, Bound<bytes::Bytes>)],
         max_rows: usize,
+        reversed: bool,
     ) -> Option<(PartitionData, Option<bytes::Bytes>)> {
         self.map
             .get(key)
-            .map(|e| e.value().lock().sliced(ranges, max_rows))
+            .map(|e| e.value().lock().sliced(ranges, max_rows, reversed))
     }
 
     /// The first key strictly after `after` (or the first key at/after `from`).

@@ -526,26 +526,54 @@ impl PartitionData {
     /// A copy holding only the rows within `ranges` (plus all partition-level data), at most
     /// `max_rows` of them in clustering order; the second value is the last clustering taken
     /// when the budget cut the copy short.
+    ///
+    /// With `reversed`, the budget applies from the end backwards and the returned
+    /// clustering is the lowest one taken.
     pub fn sliced(
         &self,
         ranges: &[(Bound<Bytes>, Bound<Bytes>)],
         max_rows: usize,
+        reversed: bool,
     ) -> (PartitionData, Option<Bytes>) {
         let mut rows = BTreeMap::new();
         let mut cut = None;
         let full = is_full_range(ranges);
         let all = [(Bound::Unbounded, Bound::Unbounded)];
         let ranges = if full { &all[..] } else { ranges };
-        'outer: for (s, e) in ranges {
+        let mut take = |c: &Bytes, r: &RowData, rows: &mut BTreeMap<Bytes, RowData>| -> bool {
+            if rows.len() >= max_rows {
+                cut = if reversed {
+                    rows.keys().next().cloned()
+                } else {
+                    rows.keys().next_back().cloned()
+                };
+                return false;
+            }
+            rows.insert(c.clone(), r.clone());
+            true
+        };
+        let order: Vec<&(Bound<Bytes>, Bound<Bytes>)> = if reversed {
+            ranges.iter().rev().collect()
+        } else {
+            ranges.iter().collect()
+        };
+        'outer: for (s, e) in order {
             if is_empty_range(s, e) {
                 continue;
             }
-            for (c, r) in self.rows.range::<Bytes, _>((s.clone(), e.clone())) {
-                if rows.len() >= max_rows {
-                    cut = rows.keys().next_back().cloned();
-                    break 'outer;
+            let it = self.rows.range::<Bytes, _>((s.clone(), e.clone()));
+            if reversed {
+                for (c, r) in it.rev() {
+                    if !take(c, r, &mut rows) {
+                        break 'outer;
+                    }
                 }
-                rows.insert(c.clone(), r.clone());
+            } else {
+                for (c, r) in it {
+                    if !take(c, r, &mut rows) {
+                        break 'outer;
+                    }
+                }
             }
         }
         let p = PartitionData {

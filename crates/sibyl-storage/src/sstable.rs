@@ -380,6 +380,10 @@ impl Cursor {
         })
     }
 
+    fn at_block_end(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
     fn next(&mut self, sst: &SSTable) -> Result<Option<Record>> {
         while self.pos >= self.data.len() {
             self.block += 1;
@@ -555,11 +559,15 @@ impl SSTable {
     /// The partition's data restricted to the clustering `ranges` (at most `max_rows` rows in
     /// clustering order), if present; plus the last clustering taken when the budget cut the
     /// read short.
+    ///
+    /// With `reversed`, the budget applies from the end of the last range backwards and the
+    /// returned clustering is the lowest one taken.
     pub fn read(
         &self,
         key: &PartitionKey,
         ranges: &[(Bound<Bytes>, Bound<Bytes>)],
         max_rows: usize,
+        reversed: bool,
     ) -> Result<Option<(PartitionData, Option<Bytes>)>> {
         if !self.may_contain(key) {
             return Ok(None);
@@ -586,6 +594,9 @@ impl SSTable {
         let full = is_full_range(ranges);
         let all = [(Bound::Unbounded, Bound::Unbounded)];
         let ranges = if full { &all[..] } else { ranges };
+        if reversed && max_rows != usize::MAX {
+            return self.read_reversed(ie, p, ranges, max_rows).map(Some);
+        }
         let mut taken = 0usize;
         for (s, e) in ranges {
             if crate::partition::is_empty_range(s, e) {
@@ -631,6 +642,77 @@ impl SSTable {
             }
         }
         Ok(Some((p, None)))
+    }
+
+    /// Rows of `ranges` from the end backwards, block by block via the row index.
+    fn read_reversed(
+        &self,
+        ie: &IndexEntry,
+        mut p: PartitionData,
+        ranges: &[(Bound<Bytes>, Bound<Bytes>)],
+        max_rows: usize,
+    ) -> Result<(PartitionData, Option<Bytes>)> {
+        use crate::partition::{bound_contains, is_empty_range};
+        let mut taken = 0usize;
+        for (s, e) in ranges.iter().rev() {
+            if is_empty_range(s, e) {
+                continue;
+            }
+            // Groups of rows, each read forward, visited last group first.
+            let groups: Vec<(usize, usize)> = if ie.row_index.is_empty() {
+                vec![(ie.block as usize, usize::MAX)]
+            } else {
+                let entry_of = |b: &Bound<Bytes>, default: usize| match b {
+                    Bound::Unbounded => default,
+                    Bound::Included(x) | Bound::Excluded(x) => ie
+                        .row_index
+                        .partition_point(|(c, _, _)| c <= x)
+                        .saturating_sub(1),
+                };
+                let first = entry_of(s, 0);
+                let last = entry_of(e, ie.row_index.len() - 1);
+                (first..=last.max(first)).map(|i| (i, 0)).collect()
+            };
+            for &(g, _) in groups.iter().rev() {
+                let (mut cur, whole) = if ie.row_index.is_empty() {
+                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+                    c.next(self)?;
+                    (c, true)
+                } else {
+                    let (_, blk, off) = &ie.row_index[g];
+                    (Cursor::new(self, *blk as usize, *off as usize)?, false)
+                };
+                let mut rows = Vec::new();
+                loop {
+                    if !whole && cur.at_block_end() {
+                        break;
+                    }
+                    match cur.next(self)? {
+                        Some(Record::Row(c, r)) => {
+                            if past_end(e, &c) {
+                                break;
+                            }
+                            if bound_contains(s, e, &c) {
+                                rows.push((c, r));
+                            }
+                        }
+                        Some(Record::End) | None => break,
+                        Some(Record::Start(..)) => {
+                            return Err(StorageError::Corrupt("missing partition end".into()))
+                        }
+                    }
+                }
+                for (c, r) in rows.into_iter().rev() {
+                    if taken >= max_rows {
+                        let lowest = p.rows.keys().next().cloned();
+                        return Ok((p, lowest));
+                    }
+                    p.rows.insert(c, r);
+                    taken += 1;
+                }
+            }
+        }
+        Ok((p, None))
     }
 
     /// Sequential scan of all partitions (compaction).

@@ -640,3 +640,78 @@ fn forward_limited_reads_across_sources_with_tombstones() {
         );
     }
 }
+
+#[test]
+fn reversed_limited_reads_across_sources_with_tombstones() {
+    let d = tempfile::tempdir().unwrap();
+    let e = open(d.path());
+    let val = "r".repeat(100);
+    for c in 0..3000u32 {
+        e.apply(&insert(tid(1), pk(1), c, "v", 10, &val)).unwrap();
+        if c == 1500 {
+            e.flush(None).unwrap();
+        }
+    }
+    e.flush(None).unwrap();
+    e.apply(&range_delete(
+        tid(1),
+        pk(1),
+        Bound::Included(1600),
+        Bound::Excluded(2990),
+        dt(10, NOW),
+    ))
+    .unwrap();
+    for c in (1000..1600u32).step_by(2) {
+        e.apply(&row_delete(tid(1), pk(1), c, dt(10, NOW))).unwrap();
+    }
+    let all = e.read(tid(1), &pk(1), &Slice::all(), NOW).unwrap().unwrap();
+    for (end, limit) in [
+        (2999u32, 5usize),
+        (2999, 100),
+        (2995, 20),
+        (1700, 400),
+        (40, 50),
+    ] {
+        let s = Slice {
+            ranges: vec![(Bound::Unbounded, Bound::Included(ck(end)))],
+            reversed: true,
+            limit: Some(limit),
+        };
+        let got = e.read(tid(1), &pk(1), &s, NOW).unwrap();
+        let want: Vec<_> = all
+            .rows
+            .iter()
+            .rev()
+            .filter(|r| r.clustering <= ck(end))
+            .take(limit)
+            .cloned()
+            .collect();
+        assert_eq!(
+            got.map(|v| v.rows).unwrap_or_default(),
+            want,
+            "end {end} limit {limit}"
+        );
+    }
+    // Two ranges, reversed.
+    let s = Slice {
+        ranges: vec![
+            (Bound::Included(ck(10)), Bound::Excluded(ck(20))),
+            (Bound::Included(ck(2995)), Bound::Unbounded),
+        ],
+        reversed: true,
+        limit: Some(8),
+    };
+    let got: Vec<_> = e
+        .read(tid(1), &pk(1), &s, NOW)
+        .unwrap()
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.clustering)
+        .collect();
+    let want: Vec<_> = [2999u32, 2998, 2997, 2996, 2995, 19, 18, 17]
+        .into_iter()
+        .map(ck)
+        .collect();
+    assert_eq!(got, want);
+}
