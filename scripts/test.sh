@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${SIBYL_VENV:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 PY="$VENV/bin/python"
 
 step() { printf '\n==== %s ====\n' "$*"; }
@@ -42,7 +43,7 @@ fi
 step "pytest tests"
 export SIBYL_BIN="${SIBYL_BIN:-$PWD/target/release/sibyl}"
 # Make the venv's cqlsh the one the tests find.
-export PATH="$PWD/$VENV/bin:$PATH"
+export PATH="$VENV/bin:$PATH"
 # The whole Python run is bounded too (per-test timeouts live in tests/pytest.ini).
 set +e
 timeout --signal=TERM --kill-after=30 1200 \
