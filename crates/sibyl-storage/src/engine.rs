@@ -22,7 +22,7 @@ use crate::error::{Result, StorageError};
 use crate::memtable::Memtable;
 use crate::model::{Mutation, PartitionKey, PartitionView, Slice, TableId};
 use crate::options::{CommitlogSync, CompactionStrategy, EngineOptions, TableParams};
-use crate::partition::{PartitionData, Purger};
+use crate::partition::{PartitionData, Purger, RowData};
 use crate::sstable::{data_file_name, parse_data_file_name, SSTable, SSTableWriter};
 
 /// Flush the tables pinning the oldest commit log segment beyond this many segments.
@@ -275,6 +275,22 @@ struct Inner {
     compaction_signal: Signal,
     sync_signal: Signal,
     closed: AtomicBool,
+}
+
+/// Statistics of one live SSTable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SSTableInfo {
+    pub path: PathBuf,
+    pub size: u64,
+    pub partitions: u64,
+    /// Tombstones of every kind (partition, range, row, complex, cell).
+    pub tombstones: u64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    pub min_token: i64,
+    pub max_token: i64,
+    /// Leveled compaction level (0 for flushed and size-tiered SSTables).
+    pub level: u32,
 }
 
 /// The storage engine. `Send + Sync`; share it behind an `Arc`.
@@ -565,6 +581,26 @@ impl Engine {
             },
         };
         self.inner.run_compaction(&t, task)
+    }
+
+    /// Statistics of the table's live SSTables (for diagnostics and tests).
+    pub fn sstable_info(&self, table: TableId) -> Result<Vec<SSTableInfo>> {
+        let t = self.inner.table(table)?;
+        let list = t.sstables.read().clone();
+        Ok(list
+            .iter()
+            .map(|s| SSTableInfo {
+                path: s.path.clone(),
+                size: s.size,
+                partitions: s.stats.partitions,
+                tombstones: s.stats.data.tombstones,
+                min_timestamp: s.stats.data.min_timestamp,
+                max_timestamp: s.stats.data.max_timestamp,
+                min_token: s.stats.min_token,
+                max_token: s.stats.max_token,
+                level: s.stats.level,
+            })
+            .collect())
     }
 
     /// Hard links every live SSTable under `<dir>/snapshots/<tag>/<table dir>/`.
@@ -891,23 +927,25 @@ impl Inner {
         let mut heads = Vec::with_capacity(task.inputs.len());
         for s in &task.inputs {
             let mut sc = s.scanner()?;
-            heads.push(sc.next_partition()?);
+            heads.push(sc.next_header()?);
             scanners.push(sc);
         }
         let mut limiter = RateLimiter::new(self.options.compaction_throughput_mb_per_sec);
         let mut outputs: Vec<SSTable> = Vec::new();
         let mut writer: Option<SSTableWriter> = None;
+        // Partitions are merged row by row (never held whole in memory): headers first, then a
+        // k-way merge of the inputs' rows in clustering order.
         let result = (|| -> Result<()> {
             loop {
                 let Some(key) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
                     break;
                 };
-                let mut merged = PartitionData::default();
+                let mut header = PartitionData::default();
+                let mut active = Vec::new();
                 for (i, h) in heads.iter_mut().enumerate() {
                     if h.as_ref().is_some_and(|(k, _)| *k == key) {
-                        let (_, p) = h.take().unwrap();
-                        merged.merge(p);
-                        *h = scanners[i].next_partition()?;
+                        header.merge(h.take().unwrap().1);
+                        active.push(i);
                     }
                 }
                 let purger = Purger {
@@ -915,7 +953,56 @@ impl Inner {
                     gc_before,
                     max_purgeable_ts: self.max_purgeable(t, &key, &input_gens),
                 };
-                if !merged.compact(&purger) {
+                let coverage = header.compact_header(&purger);
+                let mut rows = Vec::with_capacity(active.len());
+                for &i in &active {
+                    rows.push(scanners[i].next_row()?);
+                }
+                let mut started = false;
+                loop {
+                    let Some(c) = rows.iter().flatten().map(|(c, _)| c).min().cloned() else {
+                        break;
+                    };
+                    let mut row: Option<RowData> = None;
+                    for (j, r) in rows.iter_mut().enumerate() {
+                        if r.as_ref().is_some_and(|(rc, _)| *rc == c) {
+                            let (_, rd) = r.take().unwrap();
+                            match &mut row {
+                                Some(x) => x.merge(rd),
+                                None => row = Some(rd),
+                            }
+                            *r = scanners[active[j]].next_row()?;
+                        }
+                    }
+                    let mut row = row.unwrap();
+                    if !row.compact(coverage.covering(&c), &purger) {
+                        continue;
+                    }
+                    if writer.is_none() {
+                        let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
+                        writer = Some(SSTableWriter::create(
+                            &t.dir,
+                            gen,
+                            params.compression,
+                            params.bloom_filter_fp_chance,
+                        )?);
+                    }
+                    let w = writer.as_mut().unwrap();
+                    if !started {
+                        w.start_partition(&key, &header)?;
+                        started = true;
+                    }
+                    let before = w.bytes_written();
+                    w.add_row(&c, &row)?;
+                    limiter.consume(w.bytes_written().saturating_sub(before));
+                    if self.closed.load(Ordering::Relaxed) {
+                        return Err(StorageError::Shutdown);
+                    }
+                }
+                for &i in &active {
+                    heads[i] = scanners[i].next_header()?;
+                }
+                if !started && header.is_empty() {
                     continue;
                 }
                 if writer.is_none() {
@@ -928,13 +1015,13 @@ impl Inner {
                     )?);
                 }
                 let w = writer.as_mut().unwrap();
-                let before = w.bytes_written();
-                w.add(&key, &merged)?;
-                let written = w.bytes_written().saturating_sub(before);
+                if !started {
+                    w.start_partition(&key, &header)?;
+                }
+                w.end_partition();
                 if self.closed.load(Ordering::Relaxed) {
                     return Err(StorageError::Shutdown);
                 }
-                limiter.consume(written);
                 if task
                     .max_output_bytes
                     .is_some_and(|m| w.bytes_written() >= m)

@@ -12,7 +12,7 @@ mod options;
 pub mod partition;
 mod sstable;
 
-pub use engine::Engine;
+pub use engine::{Engine, SSTableInfo};
 pub use error::StorageError;
 pub use model::*;
 pub use options::{CommitlogSync, CompactionStrategy, Compression, EngineOptions, TableParams};

@@ -309,7 +309,7 @@ impl RowData {
         s
     }
 
-    fn stats(&self, st: &mut DataStats) {
+    pub fn stats(&self, st: &mut DataStats) {
         if let Some(l) = &self.liveness {
             st.ts(l.timestamp);
             if l.ttl > 0 {
@@ -387,7 +387,7 @@ impl RowData {
 
     /// Compaction: drop data shadowed by `covering` (and the row's own deletions), turn expired
     /// cells into tombstones, purge purgeable tombstones. Returns false when the row is empty.
-    fn compact(&mut self, covering: Option<DeletionTime>, p: &Purger) -> bool {
+    pub fn compact(&mut self, covering: Option<DeletionTime>, p: &Purger) -> bool {
         if let (Some(d), Some(c)) = (self.deletion, covering) {
             if !deletion_supersedes(&d, &c) {
                 self.deletion = None;
@@ -678,37 +678,54 @@ impl PartitionData {
 
     /// Compaction-time cleanup; returns false when nothing at all remains.
     pub fn compact(&mut self, p: &Purger) -> bool {
+        let cov = self.compact_header(p);
+        self.rows.retain(|c, r| r.compact(cov.covering(c), p));
+        !self.is_empty()
+    }
+
+    /// Compacts the partition-level parts (deletion, range tombstones, static row); returns
+    /// what covers the rows, to compact them one by one with `RowData::compact`.
+    pub fn compact_header(&mut self, p: &Purger) -> Coverage {
         let pdel = self.deletion;
         self.range_tombstones.retain(|rt| match pdel {
             Some(d) => deletion_supersedes(&rt.deletion, &d),
             None => true,
         });
-        let rts = std::mem::take(&mut self.range_tombstones);
-        let covering = |c: &[u8]| {
-            let mut d = pdel;
-            for rt in &rts {
-                if bound_contains(&rt.start, &rt.end, c) {
-                    d = max_deletion(d, Some(rt.deletion));
-                }
-            }
-            d
+        let cov = Coverage {
+            deletion: pdel,
+            range_tombstones: self.range_tombstones.clone(),
         };
-        self.rows.retain(|c, r| r.compact(covering(c), p));
         if let Some(s) = &mut self.static_row {
             if !s.compact(pdel, p) {
                 self.static_row = None;
             }
         }
-        self.range_tombstones = rts
-            .into_iter()
-            .filter(|rt| !p.purgeable(rt.deletion.timestamp, rt.deletion.local_deletion_time))
-            .collect();
+        self.range_tombstones
+            .retain(|rt| !p.purgeable(rt.deletion.timestamp, rt.deletion.local_deletion_time));
         if let Some(d) = self.deletion {
             if p.purgeable(d.timestamp, d.local_deletion_time) {
                 self.deletion = None;
             }
         }
-        !self.is_empty()
+        cov
+    }
+}
+
+/// Partition-level deletions covering rows during compaction (before purging them).
+pub struct Coverage {
+    deletion: Option<DeletionTime>,
+    range_tombstones: Vec<RangeTombstone>,
+}
+
+impl Coverage {
+    pub fn covering(&self, c: &[u8]) -> Option<DeletionTime> {
+        let mut d = self.deletion;
+        for rt in &self.range_tombstones {
+            if bound_contains(&rt.start, &rt.end, c) {
+                d = max_deletion(d, Some(rt.deletion));
+            }
+        }
+        d
     }
 }
 

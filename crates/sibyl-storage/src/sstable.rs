@@ -83,6 +83,7 @@ pub struct SSTableWriter {
     blocks: Vec<u64>,
     index: Vec<IndexEntry>,
     stats: DataStats,
+    last_indexed_block: u32,
 }
 
 impl SSTableWriter {
@@ -109,6 +110,7 @@ impl SSTableWriter {
             blocks: Vec::new(),
             index: Vec::new(),
             stats: DataStats::default(),
+            last_indexed_block: u32::MAX,
         })
     }
 
@@ -158,8 +160,25 @@ impl SSTableWriter {
 
     /// Appends a partition; keys must arrive in increasing order.
     pub fn add(&mut self, key: &PartitionKey, p: &PartitionData) -> Result<()> {
+        self.start_partition(key, p)?;
+        for (c, r) in &p.rows {
+            self.add_row(c, r)?;
+        }
+        self.end_partition();
+        Ok(())
+    }
+
+    /// Starts a partition with the header parts of `p` (its rows are ignored); keys must
+    /// arrive in increasing order, rows in clustering order, then `end_partition`.
+    pub fn start_partition(&mut self, key: &PartitionKey, p: &PartitionData) -> Result<()> {
         self.maybe_cut()?;
-        self.stats.merge(&p.stats());
+        let header = PartitionData {
+            deletion: p.deletion,
+            range_tombstones: p.range_tombstones.clone(),
+            static_row: p.static_row.clone(),
+            rows: Default::default(),
+        };
+        self.stats.merge(&header.stats());
         let start_block = self.blocks.len() as u32;
         let start_off = self.block.len() as u32;
         let mut e = Enc {
@@ -171,34 +190,47 @@ impl SSTableWriter {
         e.range_tombstones(&p.range_tombstones);
         e.opt_row(&p.static_row);
         self.block = e.buf;
-        let mut row_index = Vec::new();
-        let mut last_indexed_block = u32::MAX;
-        for (c, r) in &p.rows {
-            self.maybe_cut()?;
-            let b = self.blocks.len() as u32;
-            if b != last_indexed_block {
-                row_index.push((c.clone(), b, self.block.len() as u32));
-                last_indexed_block = b;
-            }
-            let mut e = Enc {
-                buf: std::mem::take(&mut self.block),
-            };
-            e.u8(REC_ROW);
-            e.bytes(c);
-            e.row(r);
-            self.block = e.buf;
-        }
-        self.block.push(REC_END);
-        if row_index.len() <= 1 {
-            row_index.clear();
-        }
         self.index.push(IndexEntry {
             key: key.clone(),
             block: start_block,
             offset: start_off,
-            row_index,
+            row_index: Vec::new(),
         });
+        self.last_indexed_block = u32::MAX;
         Ok(())
+    }
+
+    pub fn add_row(&mut self, c: &Bytes, r: &RowData) -> Result<()> {
+        self.maybe_cut()?;
+        let mut st = DataStats::default();
+        r.stats(&mut st);
+        self.stats.merge(&st);
+        let b = self.blocks.len() as u32;
+        if b != self.last_indexed_block {
+            let off = self.block.len() as u32;
+            self.index
+                .last_mut()
+                .unwrap()
+                .row_index
+                .push((c.clone(), b, off));
+            self.last_indexed_block = b;
+        }
+        let mut e = Enc {
+            buf: std::mem::take(&mut self.block),
+        };
+        e.u8(REC_ROW);
+        e.bytes(c);
+        e.row(r);
+        self.block = e.buf;
+        Ok(())
+    }
+
+    pub fn end_partition(&mut self) {
+        self.block.push(REC_END);
+        let ie = self.index.last_mut().unwrap();
+        if ie.row_index.len() <= 1 {
+            ie.row_index = Vec::new();
+        }
     }
 
     pub fn abort(self) {
@@ -730,10 +762,12 @@ pub struct Scanner<'a> {
 }
 
 impl Scanner<'_> {
-    pub fn next_partition(&mut self) -> Result<Option<(PartitionKey, PartitionData)>> {
-        let (key, mut p) = match self.cur.next(self.sst)? {
-            None => return Ok(None),
-            Some(Record::Start(k, del, rts, st)) => (
+    /// The next partition's key and header (deletion, range tombstones, static row); its rows
+    /// follow through `next_row`, which must be drained before the next header.
+    pub fn next_header(&mut self) -> Result<Option<(PartitionKey, PartitionData)>> {
+        match self.cur.next(self.sst)? {
+            None => Ok(None),
+            Some(Record::Start(k, del, rts, st)) => Ok(Some((
                 k,
                 PartitionData {
                     deletion: del,
@@ -741,28 +775,23 @@ impl Scanner<'_> {
                     static_row: st,
                     rows: Default::default(),
                 },
-            ),
-            Some(_) => {
-                return Err(StorageError::Corrupt(format!(
-                    "{}: expected partition start",
-                    self.sst.path.display()
-                )))
-            }
-        };
-        loop {
-            match self.cur.next(self.sst)? {
-                Some(Record::Row(c, r)) => {
-                    p.rows.insert(c, r);
-                }
-                Some(Record::End) => break,
-                _ => {
-                    return Err(StorageError::Corrupt(format!(
-                        "{}: truncated partition",
-                        self.sst.path.display()
-                    )))
-                }
-            }
+            ))),
+            Some(_) => Err(StorageError::Corrupt(format!(
+                "{}: expected partition start",
+                self.sst.path.display()
+            ))),
         }
-        Ok(Some((key, p)))
+    }
+
+    /// The next row of the current partition; None at its end.
+    pub fn next_row(&mut self) -> Result<Option<(Bytes, RowData)>> {
+        match self.cur.next(self.sst)? {
+            Some(Record::Row(c, r)) => Ok(Some((c, r))),
+            Some(Record::End) => Ok(None),
+            _ => Err(StorageError::Corrupt(format!(
+                "{}: truncated partition",
+                self.sst.path.display()
+            ))),
+        }
     }
 }

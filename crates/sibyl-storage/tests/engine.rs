@@ -327,14 +327,12 @@ fn compaction_merges_and_purges() {
         assert_eq!(simple_value(&v, 1, "v").as_deref(), Some("x"));
         assert_eq!(v.rows[0].columns.len(), 1);
     }
-    // Tombstones were purged: the only sstable has 10 partitions.
-    let f = std::fs::read_dir(&tdir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-Data.db"))
-        .unwrap();
-    let size_after = std::fs::metadata(&f).unwrap().len();
-    assert!(size_after > 0);
+    // Tombstones were purged: the only sstable has the 10 live partitions and no tombstones
+    // (the expired cell of key 15 became a tombstone and was purged too).
+    let info = e.sstable_info(tid(1)).unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].partitions, 10);
+    assert_eq!(info[0].tombstones, 0);
     e.shutdown().unwrap();
     let e = Engine::open(d.path(), opts(), vec![(tid(1), params("ks.t1"))]).unwrap();
     assert!(e
@@ -367,6 +365,36 @@ fn tombstone_not_purged_when_older_data_outside_compaction() {
         .read(tid(1), &pk(1), &Slice::all(), NOW)
         .unwrap()
         .is_none());
+    assert_eq!(e.sstable_info(tid(1)).unwrap()[0].tombstones, 1);
+    // Once the old data is flushed too, a major compaction covers it and purges both.
+    e.flush(None).unwrap();
+    e.compact(tid(1)).unwrap();
+    assert!(e.sstable_info(tid(1)).unwrap().is_empty());
+    assert!(e
+        .read(tid(1), &pk(1), &Slice::all(), NOW)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn tombstones_kept_within_gc_grace() {
+    let d = tempfile::tempdir().unwrap();
+    let e = open(d.path()); // default gc_grace_seconds: 10 days
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    e.apply(&insert(tid(1), pk(1), 1, "v", 10, "x")).unwrap();
+    e.apply(&row_delete(tid(1), pk(1), 1, dt(11, now - 3600)))
+        .unwrap();
+    e.apply(&update(tid(1), pk(2), 1, "v", tomb(11, now - 3600)))
+        .unwrap();
+    e.flush(None).unwrap();
+    e.compact(tid(1)).unwrap();
+    let info = e.sstable_info(tid(1)).unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].tombstones, 2);
+    assert!(get(&e, 1).is_none());
 }
 
 #[test]
