@@ -132,3 +132,25 @@ impl RateLimiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimiter;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn rate_limiter_throttles() {
+        let start = Instant::now();
+        let mut l = RateLimiter::new(4); // 4 MiB/s
+        for _ in 0..8 {
+            l.consume(256 * 1024); // 2 MiB in total: ~0.5 s
+        }
+        let el = start.elapsed();
+        assert!(el >= Duration::from_millis(450), "{el:?}");
+        assert!(el < Duration::from_secs(3), "{el:?}");
+        let start = Instant::now();
+        let mut unlimited = RateLimiter::new(0);
+        unlimited.consume(1 << 40);
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+}
