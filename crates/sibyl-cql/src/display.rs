@@ -126,6 +126,11 @@ impl Display for Term {
             }
             Term::Cast { ty, term } => write!(f, "({ty}) {term}"),
             Term::Arithmetic { op, left, right } => write!(f, "({left} {op} {right})"),
+            // `-('')` would read back as a cast to the custom type '' when a term follows, so a
+            // negated literal is written without parentheses.
+            Term::Negate(t) if matches!(**t, Term::Literal(Literal::String(_))) => {
+                write!(f, "-{t}")
+            }
             Term::Negate(t) => write!(f, "-({t})"),
         }
     }
