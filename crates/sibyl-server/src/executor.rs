@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use sibyl_cql::ast::{
-    Assignment, BatchChild, BindMarker, ColumnTarget, Conditions, InsertValues, Operator, Relation,
-    RelationLhs, Selector, Statement, Term, UsingClause,
+    Assignment, BatchChild, BatchKind, BindMarker, ColumnTarget, Conditions, InsertValues,
+    Operator, Relation, RelationLhs, Selector, Statement, Term, UsingClause,
 };
 use sibyl_protocol::messages::{
     BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows,
@@ -738,50 +738,58 @@ impl Node {
                 let timestamp = params
                     .default_timestamp
                     .unwrap_or_else(|| self.next_timestamp());
-                let wctx = WriteCtx {
-                    eval: &ctx,
+                self.run_writes(
+                    &[WriteItem {
+                        table,
+                        statement: &p.statement,
+                        ctx: &ctx,
+                    }],
+                    None,
                     timestamp,
                     now_secs,
-                    engine: &self.engine,
-                };
-                let mutations = self.modification(&table, &p.statement, &wctx)?;
-                self.apply(&mutations)?;
-                Ok(Outcome::body(ResultBody::Void))
+                )
             }
             Statement::Batch(b) => {
                 let timestamp = params
                     .default_timestamp
                     .unwrap_or_else(|| self.next_timestamp());
-                let mut mutations = vec![];
                 let batch_ts = match &b.using.timestamp {
                     Some(t) => match crate::values::eval(t, &CqlType::Bigint, "[timestamp]", &ctx)?
                     {
-                        crate::values::Evaluated::Value(v) => i64::from_be_bytes(
-                            v.as_ref()
-                                .try_into()
-                                .map_err(|_| QueryError::Invalid("Invalid timestamp".into()))?,
-                        ),
-                        _ => timestamp,
+                        crate::values::Evaluated::Value(v) => {
+                            Some(i64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                                QueryError::Invalid("Invalid timestamp".into())
+                            })?))
+                        }
+                        _ => None,
                     },
-                    None => timestamp,
+                    None => None,
                 };
-                for child in &b.statements {
-                    let (name, st) = match child {
-                        BatchChild::Insert(i) => (&i.table, Statement::Insert(i.clone())),
-                        BatchChild::Update(u) => (&u.table, Statement::Update(u.clone())),
-                        BatchChild::Delete(d) => (&d.table, Statement::Delete(d.clone())),
-                    };
+                let children: Vec<Statement> = b
+                    .statements
+                    .iter()
+                    .map(|c| match c {
+                        BatchChild::Insert(i) => Statement::Insert(i.clone()),
+                        BatchChild::Update(u) => Statement::Update(u.clone()),
+                        BatchChild::Delete(d) => Statement::Delete(d.clone()),
+                    })
+                    .collect();
+                let mut items = vec![];
+                for st in &children {
+                    let name = statement_table(st).expect("batch children name tables");
                     let table = self.resolve_table(&schema, name, keyspace.as_deref())?;
-                    let wctx = WriteCtx {
-                        eval: &ctx,
-                        timestamp: batch_ts,
-                        now_secs,
-                        engine: &self.engine,
-                    };
-                    mutations.extend(self.modification(&table, &st, &wctx)?);
+                    items.push(WriteItem {
+                        table,
+                        statement: st,
+                        ctx: &ctx,
+                    });
                 }
-                self.apply(&mutations)?;
-                Ok(Outcome::body(ResultBody::Void))
+                self.run_writes(
+                    &items,
+                    Some((b.kind, batch_ts.is_some())),
+                    batch_ts.unwrap_or(timestamp),
+                    now_secs,
+                )
             }
             Statement::Use(ks) => {
                 if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks)
@@ -801,27 +809,6 @@ impl Node {
         st: &Statement,
         ctx: &WriteCtx,
     ) -> QueryResult<Vec<Mutation>> {
-        if table.is_virtual || ddl::is_system_keyspace(&table.keyspace) {
-            return Err(QueryError::Unauthorized(format!(
-                "Modification on table {}.{} is not allowed: system tables are read-only",
-                table.keyspace, table.name
-            )));
-        }
-        let conditions = match st {
-            Statement::Insert(i) => {
-                if i.if_not_exists {
-                    Conditions::IfNotExists
-                } else {
-                    Conditions::None
-                }
-            }
-            Statement::Update(u) => u.conditions.clone(),
-            Statement::Delete(d) => d.conditions.clone(),
-            _ => Conditions::None,
-        };
-        if conditions != Conditions::None {
-            return invalid("Conditional updates (lightweight transactions) are not supported yet");
-        }
         match st {
             Statement::Insert(i) => modify::insert(table, i, ctx),
             Statement::Update(u) => modify::update(table, u, ctx),
@@ -849,7 +836,7 @@ impl Node {
             .default_timestamp
             .unwrap_or_else(|| self.next_timestamp());
         let schema = self.schema();
-        let mut mutations = vec![];
+        let mut prepared = vec![];
         for (q, values) in &req.statements {
             let p = match q {
                 BatchQuery::Query(text) => Arc::new(self.analyse(
@@ -869,23 +856,186 @@ impl Node {
             else {
                 return invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.");
             };
-            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?;
-            let ctx = EvalCtx {
-                binds: &binds,
-                now_micros,
-            };
             let table =
                 self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
-            let wctx = WriteCtx {
-                eval: &ctx,
+            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?;
+            prepared.push((p, table, binds));
+        }
+        let ctxs: Vec<EvalCtx> = prepared
+            .iter()
+            .map(|(_, _, binds)| EvalCtx { binds, now_micros })
+            .collect();
+        let items: Vec<WriteItem> = prepared
+            .iter()
+            .zip(&ctxs)
+            .map(|((p, table, _), ctx)| WriteItem {
+                table: table.clone(),
+                statement: &p.statement,
+                ctx,
+            })
+            .collect();
+        let kind = match req.kind {
+            1 => BatchKind::Unlogged,
+            2 => BatchKind::Counter,
+            _ => BatchKind::Logged,
+        };
+        self.run_writes(&items, Some((kind, false)), timestamp, now_secs)
+    }
+
+    /// Applies one modification or a batch: counter and LWT rules, partition locks for
+    /// read-modify-write (counters) and conditions, then the storage writes.
+    fn run_writes(
+        &self,
+        items: &[WriteItem],
+        batch: Option<(BatchKind, bool)>,
+        timestamp: i64,
+        now_secs: i64,
+    ) -> QueryResult<Outcome> {
+        let counters = items.iter().filter(|i| i.table.is_counter_table()).count();
+        if let Some((kind, custom_ts)) = batch {
+            if counters > 0 && custom_ts {
+                return invalid("Cannot provide custom timestamp for counter BATCH");
+            }
+            if kind == BatchKind::Counter && counters < items.len() {
+                return invalid("Cannot include non-counter statement in a counter batch");
+            }
+            if kind == BatchKind::Logged && counters > 0 {
+                return invalid("Cannot include a counter statement in a logged batch");
+            }
+            if counters > 0 && counters < items.len() {
+                return invalid("Counter and non-counter mutations cannot exist in the same batch");
+            }
+        }
+        let conditions: Vec<Conditions> =
+            items.iter().map(|i| conditions_of(i.statement)).collect();
+        let conditional = conditions.iter().any(|c| *c != Conditions::None);
+        if conditional && counters > 0 {
+            return invalid("Conditional updates are not supported on counter tables");
+        }
+        for item in items {
+            if item.table.is_virtual || ddl::is_system_keyspace(&item.table.keyspace) {
+                return Err(QueryError::Unauthorized(format!(
+                    "Modification on table {}.{} is not allowed: system tables are read-only",
+                    item.table.keyspace, item.table.name
+                )));
+            }
+        }
+        fn wctx<'b>(
+            item: &'b WriteItem<'b>,
+            timestamp: i64,
+            now_secs: i64,
+            engine: &'b sibyl_storage::Engine,
+        ) -> WriteCtx<'b> {
+            WriteCtx {
+                eval: item.ctx,
                 timestamp,
                 now_secs,
-                engine: &self.engine,
-            };
-            mutations.extend(self.modification(&table, &p.statement, &wctx)?);
+                engine,
+            }
         }
-        self.apply(&mutations)?;
-        Ok(Outcome::body(ResultBody::Void))
+        if !conditional && counters == 0 {
+            let mut mutations = vec![];
+            for item in items {
+                mutations.extend(self.modification(
+                    &item.table,
+                    item.statement,
+                    &wctx(item, timestamp, now_secs, &self.engine),
+                )?);
+            }
+            self.apply(&mutations)?;
+            return Ok(Outcome::body(ResultBody::Void));
+        }
+        // Read-modify-write: lock the partitions first.
+        let mut keys = vec![];
+        for item in items {
+            let k = match item.statement {
+                Statement::Update(u) => {
+                    crate::modify::partition_keys(&item.table, &u.where_clause, item.ctx)?
+                }
+                Statement::Delete(d) => {
+                    crate::modify::partition_keys(&item.table, &d.where_clause, item.ctx)?
+                }
+                st => self
+                    .modification(
+                        &item.table,
+                        st,
+                        &wctx(item, timestamp, now_secs, &self.engine),
+                    )?
+                    .into_iter()
+                    .map(|m| m.key)
+                    .collect(),
+            };
+            keys.extend(k.into_iter().map(|k| (item.table.id, k)));
+        }
+        if conditional {
+            let first = &keys[0];
+            if keys.iter().any(|k| k != first) {
+                return invalid(if batch.is_some() {
+                    "Batch with conditions cannot span multiple partitions"
+                } else {
+                    "IN on the partition key is not supported with conditional updates"
+                });
+            }
+        }
+        let _guards = self.lock_partitions(&keys);
+        // Under the lock, writes take a fresh server timestamp (as Cassandra's counters and
+        // Paxos do), so a later read-modify-write always supersedes an earlier one.
+        let timestamp = self.next_timestamp();
+        let mut all = vec![];
+        let mut per_item = vec![];
+        for item in items {
+            let m = self.modification(
+                &item.table,
+                item.statement,
+                &wctx(item, timestamp, now_secs, &self.engine),
+            )?;
+            per_item.push(m.clone());
+            all.extend(m);
+        }
+        if !conditional {
+            self.apply(&all)?;
+            return Ok(Outcome::body(ResultBody::Void));
+        }
+        let mut cas_items = vec![];
+        for (i, item) in items.iter().enumerate() {
+            let (key, clustering) = crate::cas::target_of(&item.table, &per_item[i])?;
+            cas_items.push(crate::cas::CasItem {
+                table: &item.table,
+                conditions: &conditions[i],
+                ctx: item.ctx,
+                key,
+                clustering,
+            });
+        }
+        let (applied, rows) =
+            crate::cas::check(&self.engine, &cas_items, batch.is_some(), now_secs)?;
+        if applied {
+            self.apply(&all)?;
+        }
+        Ok(Outcome::body(ResultBody::Rows(rows)))
+    }
+
+    fn lock_partitions(
+        &self,
+        keys: &[(uuid::Uuid, sibyl_storage::model::PartitionKey)],
+    ) -> Vec<parking_lot::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let mut stripes: Vec<usize> = keys
+            .iter()
+            .map(|(t, k)| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                t.hash(&mut h);
+                k.key.hash(&mut h);
+                h.finish() as usize % self.partition_locks.len()
+            })
+            .collect();
+        // A fixed order avoids deadlocks between batches.
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .map(|s| self.partition_locks[s].lock())
+            .collect()
     }
 
     fn schema_statement(&self, st: &Statement, keyspace: Option<&str>) -> QueryResult<Outcome> {
@@ -989,5 +1139,21 @@ impl Node {
             warnings: outcome.warnings,
             schema_change: Some(change),
         })
+    }
+}
+
+/// One statement of a write: its table, its parsed form and its bound values.
+pub struct WriteItem<'a> {
+    pub table: Arc<Table>,
+    pub statement: &'a Statement,
+    pub ctx: &'a EvalCtx<'a>,
+}
+
+fn conditions_of(st: &Statement) -> Conditions {
+    match st {
+        Statement::Insert(i) if i.if_not_exists => Conditions::IfNotExists,
+        Statement::Update(u) => u.conditions.clone(),
+        Statement::Delete(d) => d.conditions.clone(),
+        _ => Conditions::None,
     }
 }

@@ -2,6 +2,7 @@
 //! the CQL native-protocol server, system tables, schema management and query execution, and
 //! wires together the codec, the parser, the type system and the storage engine.
 
+mod cas;
 mod config;
 mod connection;
 mod ddl;

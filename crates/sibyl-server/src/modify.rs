@@ -83,6 +83,14 @@ fn attrs(
     ctx: &WriteCtx,
     allow_ttl: bool,
 ) -> QueryResult<Attrs> {
+    if table.is_counter_table() {
+        if using.timestamp.is_some() {
+            return invalid("Cannot provide custom timestamp for counter updates");
+        }
+        if using.ttl.is_some() {
+            return invalid("Cannot provide custom TTL for counter updates");
+        }
+    }
     let timestamp = match &using.timestamp {
         Some(t) => match eval(t, &CqlType::Bigint, "[timestamp]", ctx.eval)? {
             Evaluated::Value(b) => i64::from_be_bytes(
@@ -783,10 +791,19 @@ fn assignment_data(
                 ))
             }
         },
-        Assignment::Add(_, t) | Assignment::Prepend(_, t) => {
-            if col.ty.is_counter() {
-                return invalid("Counter updates are not supported yet");
+        Assignment::Add(_, t) | Assignment::Prepend(_, t) if col.ty.is_counter() => {
+            if matches!(asg, Assignment::Prepend(..)) {
+                return invalid(format!(
+                    "Invalid operation ({} = ? + {}) for counter column {}",
+                    col.name, col.name, col.name
+                ));
             }
+            counter_cell(table, key, ck, col, t, 1, a, ctx)?
+        }
+        Assignment::Subtract(_, t) if col.ty.is_counter() => {
+            counter_cell(table, key, ck, col, t, -1, a, ctx)?
+        }
+        Assignment::Add(_, t) | Assignment::Prepend(_, t) => {
             if !col.ty.is_multicell() {
                 return invalid(format!(
                     "Invalid operation ({} = {} + ?) for non counter column {}",
@@ -805,57 +822,52 @@ fn assignment_data(
                 _ => None,
             }
         }
-        Assignment::Subtract(_, t) => {
-            if col.ty.is_counter() {
-                return invalid("Counter updates are not supported yet");
-            }
-            match col.ty.clone() {
-                CqlType::Set(e) => match eval(t, &col.ty, &col.name, ctx.eval)? {
+        Assignment::Subtract(_, t) => match col.ty.clone() {
+            CqlType::Set(e) => match eval(t, &col.ty, &col.name, ctx.eval)? {
+                Evaluated::Value(b) => Some(complex(
+                    split_collection(&b)?
+                        .into_iter()
+                        .map(|v| (Bytes::from(clustering::encode_one(&e, v)), a.cell(None)))
+                        .collect(),
+                )),
+                _ => None,
+            },
+            CqlType::Map(k, _) => {
+                let st = CqlType::Set(k.clone());
+                match eval(t, &st, &col.name, ctx.eval)? {
                     Evaluated::Value(b) => Some(complex(
                         split_collection(&b)?
                             .into_iter()
-                            .map(|v| (Bytes::from(clustering::encode_one(&e, v)), a.cell(None)))
+                            .map(|v| (Bytes::from(clustering::encode_one(&k, v)), a.cell(None)))
                             .collect(),
                     )),
                     _ => None,
-                },
-                CqlType::Map(k, _) => {
-                    let st = CqlType::Set(k.clone());
-                    match eval(t, &st, &col.name, ctx.eval)? {
-                        Evaluated::Value(b) => Some(complex(
-                            split_collection(&b)?
-                                .into_iter()
-                                .map(|v| (Bytes::from(clustering::encode_one(&k, v)), a.cell(None)))
-                                .collect(),
-                        )),
-                        _ => None,
-                    }
-                }
-                CqlType::List(e) => match eval(t, &col.ty, &col.name, ctx.eval)? {
-                    Evaluated::Value(b) => {
-                        let remove = split_collection(&b)?;
-                        let elems = read_list(table, key, ck, col, ctx)?;
-                        let cells = elems
-                            .into_iter()
-                            .filter(|(_, v)| {
-                                remove
-                                    .iter()
-                                    .any(|r| Value::compare(&e, r, v) == std::cmp::Ordering::Equal)
-                            })
-                            .map(|(p, _)| (p, a.cell(None)))
-                            .collect();
-                        Some(complex(cells))
-                    }
-                    _ => None,
-                },
-                _ => {
-                    return invalid(format!(
-                        "Invalid operation ({} = {} - ?) for non counter column {}",
-                        col.name, col.name, col.name
-                    ))
                 }
             }
-        }
+            CqlType::List(e) => match eval(t, &col.ty, &col.name, ctx.eval)? {
+                Evaluated::Value(b) => {
+                    let remove = split_collection(&b)?;
+                    let elems = read_list(table, key, ck, col, ctx)?;
+                    let cells = elems
+                        .into_iter()
+                        .filter(|(_, v)| {
+                            remove
+                                .iter()
+                                .any(|r| Value::compare(&e, r, v) == std::cmp::Ordering::Equal)
+                        })
+                        .map(|(p, _)| (p, a.cell(None)))
+                        .collect();
+                    Some(complex(cells))
+                }
+                _ => None,
+            },
+            _ => {
+                return invalid(format!(
+                    "Invalid operation ({} = {} - ?) for non counter column {}",
+                    col.name, col.name, col.name
+                ))
+            }
+        },
     };
     Ok((data, is_static))
 }
@@ -1004,4 +1016,52 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
         out.push(m);
     }
     Ok(out)
+}
+
+/// A counter increment, applied as read-modify-write: the caller holds the partition's lock
+/// (counters are a single-node read-modify-write until the ring replicates them).
+#[allow(clippy::too_many_arguments)]
+fn counter_cell(
+    table: &Table,
+    key: &PartitionKey,
+    ck: &[u8],
+    col: &Column,
+    delta: &Term,
+    sign: i64,
+    a: &Attrs,
+    ctx: &WriteCtx,
+) -> QueryResult<Option<ColumnData>> {
+    let d = match eval(delta, &CqlType::Counter, &col.name, ctx.eval)? {
+        Evaluated::Value(b) => i64::from_be_bytes(
+            b.as_ref()
+                .try_into()
+                .map_err(|_| QueryError::Invalid("Invalid counter delta".into()))?,
+        ),
+        Evaluated::Null => {
+            return invalid(format!(
+                "Invalid null value for counter increment on {}",
+                col.name
+            ))
+        }
+        Evaluated::Unset => return Ok(None),
+    };
+    let current = read_list(table, key, ck, col, ctx)?
+        .into_iter()
+        .next()
+        .map(|(_, v)| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+        .unwrap_or(0);
+    let value = current.wrapping_add(sign.wrapping_mul(d));
+    Ok(Some(ColumnData::Simple {
+        column: Bytes::copy_from_slice(col.name.as_bytes()),
+        cell: a.cell(Some(Bytes::copy_from_slice(&value.to_be_bytes()))),
+    }))
+}
+
+/// The partition keys a modification's WHERE clause names (for locking before read-modify-write).
+pub fn partition_keys(
+    table: &Table,
+    rels: &[sibyl_cql::ast::Relation],
+    ctx: &EvalCtx,
+) -> QueryResult<Vec<PartitionKey>> {
+    Ok(where_target(table, rels, ctx, true)?.keys)
 }

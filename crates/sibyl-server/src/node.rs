@@ -28,6 +28,8 @@ pub struct Node {
     pub vtables: BTreeMap<(String, String), Arc<Table>>,
     pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Striped locks serializing read-modify-write (LWT, counters) per partition.
+    pub partition_locks: Vec<Mutex<()>>,
     last_micros: AtomicI64,
 }
 
@@ -181,6 +183,7 @@ impl Node {
             vtables: system_tables::definitions(),
             prepared: RwLock::new(HashMap::new()),
             events,
+            partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
             last_micros: AtomicI64::new(0),
         }))
     }

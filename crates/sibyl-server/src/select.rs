@@ -808,7 +808,7 @@ fn limit_value(t: &Option<Term>, what: &str, ctx: &EvalCtx) -> QueryResult<Optio
     }
 }
 
-fn partition_key_parts(table: &Table, key: &[u8]) -> QueryResult<Vec<Bytes>> {
+pub fn partition_key_parts(table: &Table, key: &[u8]) -> QueryResult<Vec<Bytes>> {
     if table.partition_key_count == 1 {
         return Ok(vec![Bytes::copy_from_slice(key)]);
     }
