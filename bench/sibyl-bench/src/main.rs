@@ -106,6 +106,9 @@ struct Args {
     /// Key distribution.
     #[arg(long, value_enum, default_value_t = Distribution::Uniform)]
     distribution: Distribution,
+    /// Added to the operation number before it is turned into a key (sequential loads in chunks).
+    #[arg(long, default_value_t = 0)]
+    key_offset: u64,
     /// Rows per `slice` read.
     #[arg(long, default_value_t = 10)]
     slice_rows: u64,
@@ -250,7 +253,10 @@ fn key_for(args: &Args, i: u64, rng: &mut impl Rng) -> (i64, i64) {
     let rpp = args.rows_per_partition.max(1);
     let parts = args.partitions.max(1);
     match args.distribution {
-        Distribution::Sequential => (((i / rpp) % parts) as i64, (i % rpp) as i64),
+        Distribution::Sequential => {
+            let i = i + args.key_offset;
+            (((i / rpp) % parts) as i64, (i % rpp) as i64)
+        }
         Distribution::Uniform => (rng.random_range(0..parts) as i64, rng.random_range(0..rpp) as i64),
     }
 }
@@ -529,9 +535,16 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() {
     let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("sibyl-bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
     if args.workload == Workload::Ann {
         eprintln!("sibyl-bench: the `ann` workload is a placeholder (vector search is not implemented yet)");
     }
