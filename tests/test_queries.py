@@ -107,3 +107,28 @@ def test_paged_in_query(session, grid):
     stmt = SimpleStatement(f"SELECT p, c FROM {grid}.g WHERE p IN (0, 1, 2)", fetch_size=5)
     rows = [(r.p, r.c) for r in session.execute(stmt)]
     assert rows == [(p, c) for p in range(3) for c in range(4)]
+
+
+def test_group_by_with_aggregates(session, grid):
+    rows = list(session.execute(f"SELECT p, count(*), max(v) FROM {grid}.g WHERE p IN (1, 2) GROUP BY p"))
+    assert [(r.p, r.count, r.system_max_v) for r in rows] == [(1, 4, 13), (2, 4, 23)]
+    total = session.execute(f"SELECT count(*) FROM {grid}.g").one().count
+    assert total == 20
+    with pytest.raises(InvalidRequest, match="Group by"):
+        session.execute(f"SELECT count(*) FROM {grid}.g GROUP BY c")
+
+
+def test_cast_functions_and_arithmetic(session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TYPE {ks}.pt (x int, y int)")
+    session.execute(f"CREATE TABLE {ks}.f (k int PRIMARY KEY, i int, d double, ts timestamp, id timeuuid, p frozen<pt>, m map<text, int>)")
+    session.execute(f"INSERT INTO {ks}.f (k, i, d, ts, id, p, m) VALUES (1, 7, 2.5, '2021-03-04 05:06:07+0000', now(), {{x: 3, y: 4}}, {{'a': 1, 'b': 2}})")
+    row = session.execute(
+        f"SELECT CAST(i AS text) AS it, CAST(d AS int) AS di, i * 2 + 1 AS calc, p.y AS py, m['b'] AS mb, "
+        f"toDate(ts) AS td, toUnixTimestamp(ts) AS ut, intAsBlob(i) AS ib, abs(d) AS a FROM {ks}.f WHERE k = 1"
+    ).one()
+    assert row.it == "7" and row.di == 2 and row.calc == 15 and row.py == 4 and row.mb == 2
+    assert str(row.td) == "2021-03-04" and row.ut == 1614834367000 and row.ib == b"\x00\x00\x00\x07"
+    assert row.a == 2.5
+    tsrow = session.execute(f"SELECT toTimestamp(id) AS t, writetime(i) AS w FROM {ks}.f WHERE k = 1").one()
+    assert tsrow.t is not None and tsrow.w > 0

@@ -14,6 +14,7 @@ mod node;
 mod rows;
 mod schema;
 mod select;
+mod selection;
 mod system_tables;
 mod values;
 

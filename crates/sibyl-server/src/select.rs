@@ -16,6 +16,7 @@ use sibyl_types::{clustering, murmur3, split_collection, split_map, CqlType, Val
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::rows::{materialize, RowData};
 use crate::schema::{ColumnKind, Table};
+use crate::selection::Selection;
 use crate::values::{eval, EvalCtx, Evaluated};
 
 const FILTERING_MSG: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
@@ -32,36 +33,6 @@ enum Restriction {
     Tuple(Vec<usize>, Operator, Vec<Vec<Bytes>>),
 }
 
-/// What one selector outputs.
-#[derive(Debug, Clone)]
-enum Sel {
-    Column(usize),
-    WriteTime(usize),
-    Ttl(usize),
-    Token,
-    Constant(Option<Bytes>),
-    CountRows,
-    Count(usize),
-    Min(usize),
-    Max(usize),
-    Sum(usize),
-    Avg(usize),
-}
-
-impl Sel {
-    fn is_aggregate(&self) -> bool {
-        matches!(
-            self,
-            Sel::CountRows | Sel::Count(_) | Sel::Min(_) | Sel::Max(_) | Sel::Sum(_) | Sel::Avg(_)
-        )
-    }
-}
-
-pub struct Selection {
-    items: Vec<Sel>,
-    pub columns: Vec<(String, CqlType)>,
-}
-
 fn column_of(table: &Table, name: &str) -> QueryResult<usize> {
     table.column_index(name).ok_or_else(|| {
         QueryError::Invalid(format!(
@@ -71,7 +42,7 @@ fn column_of(table: &Table, name: &str) -> QueryResult<usize> {
     })
 }
 
-fn selector_name(s: &Selector) -> String {
+pub fn selector_name(s: &Selector) -> String {
     match s {
         Selector::Column(c) => c.clone(),
         Selector::Function { name, args } => {
@@ -89,170 +60,6 @@ fn selector_name(s: &Selector) -> String {
         Selector::Element(s, _) => format!("{}[..]", selector_name(s)),
         Selector::Arithmetic { .. } => "expr".into(),
     }
-}
-
-/// Compiles the selection list against the table.
-pub fn selection(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Selection> {
-    let mut items = vec![];
-    let mut columns = vec![];
-    if st.selectors.is_empty() {
-        for (i, c) in table.columns.iter().enumerate() {
-            items.push(Sel::Column(i));
-            columns.push((c.name.clone(), c.ty.clone()));
-        }
-        return Ok(Selection { items, columns });
-    }
-    for item in &st.selectors {
-        let (sel, name, ty) = compile_selector(table, &item.selector, ctx)?;
-        items.push(sel);
-        columns.push((item.alias.clone().unwrap_or(name), ty));
-    }
-    let aggregates = items.iter().filter(|s| s.is_aggregate()).count();
-    if aggregates > 0 && aggregates < items.len() && st.group_by.is_empty() {
-        // Cassandra allows plain columns beside aggregates (they show the first row's value).
-    }
-    Ok(Selection { items, columns })
-}
-
-fn single_column_arg(table: &Table, args: &[Selector], fname: &str) -> QueryResult<usize> {
-    match args {
-        [Selector::Column(c)] => column_of(table, c),
-        _ => invalid(format!("Invalid arguments for function {fname}")),
-    }
-}
-
-fn compile_selector(
-    table: &Table,
-    s: &Selector,
-    ctx: &EvalCtx,
-) -> QueryResult<(Sel, String, CqlType)> {
-    let name = selector_name(s);
-    Ok(match s {
-        Selector::Column(c) => {
-            let i = column_of(table, c)?;
-            (Sel::Column(i), c.clone(), table.columns[i].ty.clone())
-        }
-        Selector::Function { name: fname, args } => {
-            let f = fname.name.to_ascii_lowercase();
-            match f.as_str() {
-                "writetime" | "ttl" => {
-                    let i = single_column_arg(table, args, &f)?;
-                    let col = &table.columns[i];
-                    if col.is_primary_key() {
-                        return invalid(format!(
-                            "Cannot use selection function {f} on PRIMARY KEY part {}",
-                            col.name
-                        ));
-                    }
-                    if col.ty.is_multicell() {
-                        return invalid(format!(
-                            "Cannot use selection function {f} on non-frozen {} {}",
-                            if col.ty.is_collection() {
-                                "collection"
-                            } else {
-                                "user type"
-                            },
-                            col.name
-                        ));
-                    }
-                    if f == "writetime" {
-                        (Sel::WriteTime(i), name, CqlType::Bigint)
-                    } else {
-                        (Sel::Ttl(i), name, CqlType::Int)
-                    }
-                }
-                "token" => {
-                    let names: Vec<&str> = args
-                        .iter()
-                        .filter_map(|a| {
-                            if let Selector::Column(c) = a {
-                                Some(c.as_str())
-                            } else {
-                                None
-                            }
-                        })
-                        .collect();
-                    let pk: Vec<&str> = table
-                        .partition_key()
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect();
-                    if names != pk {
-                        return invalid(format!("Invalid arguments for function token: the partition key columns are {}", pk.join(", ")));
-                    }
-                    (Sel::Token, name, CqlType::Bigint)
-                }
-                "count" => match args.as_slice() {
-                    [Selector::Star] | [Selector::Term(Term::Literal(_))] => {
-                        (Sel::CountRows, "count".into(), CqlType::Bigint)
-                    }
-                    [Selector::Column(c)] => {
-                        (Sel::Count(column_of(table, c)?), name, CqlType::Bigint)
-                    }
-                    _ => return invalid("Invalid arguments for function count"),
-                },
-                "min" | "max" | "sum" | "avg" => {
-                    let i = single_column_arg(table, args, &f)?;
-                    let ty = table.columns[i].ty.clone();
-                    let sel = match f.as_str() {
-                        "min" => Sel::Min(i),
-                        "max" => Sel::Max(i),
-                        "sum" => Sel::Sum(i),
-                        _ => Sel::Avg(i),
-                    };
-                    if matches!(sel, Sel::Sum(_) | Sel::Avg(_)) && !is_numeric(&ty) {
-                        return invalid(format!(
-                            "Invalid call to function {f}: argument must be numeric"
-                        ));
-                    }
-                    (sel, name, ty)
-                }
-                _ => {
-                    // A constant function of terms (now(), uuid(), ...).
-                    let term = Term::Function {
-                        name: fname.clone(),
-                        args: args.iter().map(selector_term).collect::<QueryResult<_>>()?,
-                    };
-                    let ty = crate::values::function_return_type(&f)
-                        .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
-                    let v = eval(&term, &ty, &name, ctx)?;
-                    (Sel::Constant(v.bytes().cloned()), name, ty)
-                }
-            }
-        }
-        Selector::Term(t) => {
-            let ty = CqlType::Text;
-            let v = eval(t, &ty, "term", ctx)?;
-            (Sel::Constant(v.bytes().cloned()), name, ty)
-        }
-        _ => return invalid(format!("Selector {name} is not supported yet")),
-    })
-}
-
-fn selector_term(s: &Selector) -> QueryResult<Term> {
-    match s {
-        Selector::Term(t) => Ok(t.clone()),
-        Selector::Function { name, args } => Ok(Term::Function {
-            name: name.clone(),
-            args: args.iter().map(selector_term).collect::<QueryResult<_>>()?,
-        }),
-        _ => invalid("Invalid function argument"),
-    }
-}
-
-fn is_numeric(t: &CqlType) -> bool {
-    matches!(
-        t,
-        CqlType::Int
-            | CqlType::Bigint
-            | CqlType::Smallint
-            | CqlType::Tinyint
-            | CqlType::Varint
-            | CqlType::Decimal
-            | CqlType::Float
-            | CqlType::Double
-            | CqlType::Counter
-    )
 }
 
 /// Where a SELECT reads from.
@@ -840,10 +647,10 @@ pub fn execute(
     ctx: &EvalCtx,
     rc: ReadContext,
 ) -> QueryResult<Rows> {
-    let sel = selection(table, st, ctx)?;
+    let sel = crate::selection::compile(table, st, ctx)?;
     let limit = limit_value(&st.limit, "[limit]", ctx)?;
     let per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
-    let aggregate = sel.items.iter().any(|s| s.is_aggregate());
+    let aggregate = sel.is_aggregate() || !st.group_by.is_empty();
     let mut state: Option<PagingState> = match &rc.paging_state {
         Some(b) if !b.is_empty() && !aggregate => Some(
             serde_json::from_slice(b)
@@ -893,7 +700,7 @@ pub fn execute(
                 ));
             }
         }
-        return finish(table, st, &sel, out, None, ctx, aggregate);
+        return finish(table, st, &sel, out, None, ctx);
     }
 
     let p = plan(table, st, ctx)?;
@@ -1123,7 +930,7 @@ pub fn execute(
             }
         }
     }
-    finish(table, st, &sel, out, next_state, ctx, aggregate)
+    finish(table, st, &sel, out, next_state, ctx)
 }
 
 trait MapTokenExcluded {
@@ -1189,6 +996,7 @@ fn tighter_hi(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     table: &Table,
     st: &SelectStatement,
@@ -1196,71 +1004,12 @@ fn finish(
     out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
     next: Option<PagingState>,
     ctx: &EvalCtx,
-    aggregate: bool,
 ) -> QueryResult<Rows> {
-    let _ = (st, ctx);
-    let mut w = RowsWriter::new();
     let now_secs = ctx.now_micros.div_euclid(1_000_000);
-    if aggregate {
-        let rows: Vec<&RowData> = out.iter().map(|(r, _, _)| r).collect();
-        for (k, item) in sel.items.iter().enumerate() {
-            let ty = &sel.columns[k].1;
-            let cell: Option<Vec<u8>> = match item {
-                Sel::CountRows => Some((rows.len() as i64).to_be_bytes().to_vec()),
-                Sel::Count(i) => Some(
-                    (rows.iter().filter(|r| r.values[*i].is_some()).count() as i64)
-                        .to_be_bytes()
-                        .to_vec(),
-                ),
-                Sel::Min(i) | Sel::Max(i) => {
-                    let vals = rows.iter().filter_map(|r| r.values[*i].as_ref());
-                    let best = if matches!(item, Sel::Min(_)) {
-                        vals.min_by(|a, b| Value::compare(ty, a, b))
-                    } else {
-                        vals.max_by(|a, b| Value::compare(ty, a, b))
-                    };
-                    best.map(|b| b.to_vec())
-                }
-                Sel::Sum(i) | Sel::Avg(i) => Some(sum_avg(
-                    ty,
-                    rows.iter().filter_map(|r| r.values[*i].as_ref()),
-                    matches!(item, Sel::Avg(_)),
-                )?),
-                Sel::Column(i) => rows
-                    .first()
-                    .and_then(|r| r.values[*i].as_ref())
-                    .map(|b| b.to_vec()),
-                Sel::Constant(b) => b.as_ref().map(|b| b.to_vec()),
-                _ => None,
-            };
-            w.push_cell(cell.as_deref());
-        }
-        w.finish_row();
-    } else {
-        for (row, _, key) in &out {
-            for item in &sel.items {
-                match item {
-                    Sel::Column(i) => w.push_cell(row.values[*i].as_deref()),
-                    Sel::WriteTime(i) => w.push_cell(
-                        row.meta[*i]
-                            .map(|m| m.timestamp.to_be_bytes())
-                            .as_ref()
-                            .map(|b| &b[..]),
-                    ),
-                    Sel::Ttl(i) => {
-                        let ttl = row.meta[*i]
-                            .filter(|m| m.ttl > 0)
-                            .map(|m| ((m.expires_at - now_secs).max(0) as i32).to_be_bytes());
-                        w.push_cell(ttl.as_ref().map(|b| &b[..]))
-                    }
-                    Sel::Token => w.push_cell(Some(&key.token.to_be_bytes())),
-                    Sel::Constant(b) => w.push_cell(b.as_deref()),
-                    _ => w.push_cell(None),
-                }
-            }
-            w.finish_row();
-        }
-    }
+    let group_by = crate::selection::group_by_columns(table, st)?;
+    let rows: Vec<(RowData, PartitionKey)> = out.into_iter().map(|(r, _, k)| (r, k)).collect();
+    let mut w = RowsWriter::new();
+    sel.write_rows(&rows, &group_by, now_secs, &mut w)?;
     let (row_count, content) = w.finish();
     let columns = sel
         .columns
@@ -1285,110 +1034,23 @@ fn finish(
     })
 }
 
-fn sum_avg<'a>(
-    ty: &CqlType,
-    vals: impl Iterator<Item = &'a Bytes>,
-    avg: bool,
-) -> QueryResult<Vec<u8>> {
-    let vals: Vec<Value> = vals
-        .map(|b| Value::deserialize(ty, b))
-        .collect::<Result<_, _>>()?;
-    let n = vals.len() as i64;
-    let out = match ty {
-        CqlType::Int
-        | CqlType::Smallint
-        | CqlType::Tinyint
-        | CqlType::Bigint
-        | CqlType::Counter => {
-            let mut s: i128 = 0;
-            for v in &vals {
-                s += match v {
-                    Value::Int(x) => *x as i128,
-                    Value::Smallint(x) => *x as i128,
-                    Value::Tinyint(x) => *x as i128,
-                    Value::Bigint(x) | Value::Counter(x) => *x as i128,
-                    _ => 0,
-                };
-            }
-            if avg {
-                s = if n == 0 { 0 } else { s / n as i128 };
-            }
-            match ty {
-                CqlType::Int => Value::Int(s as i32),
-                CqlType::Smallint => Value::Smallint(s as i16),
-                CqlType::Tinyint => Value::Tinyint(s as i8),
-                CqlType::Counter => Value::Counter(s as i64),
-                _ => Value::Bigint(s as i64),
-            }
-        }
-        CqlType::Float | CqlType::Double => {
-            let mut s = 0f64;
-            for v in &vals {
-                s += match v {
-                    Value::Float(x) => *x as f64,
-                    Value::Double(x) => *x,
-                    _ => 0.0,
-                };
-            }
-            if avg {
-                s = if n == 0 { 0.0 } else { s / n as f64 };
-            }
-            if matches!(ty, CqlType::Float) {
-                Value::Float(s as f32)
-            } else {
-                Value::Double(s)
-            }
-        }
-        CqlType::Varint => {
-            let mut s = num_bigint::BigInt::from(0);
-            for v in &vals {
-                if let Value::Varint(x) = v {
-                    s += x;
-                }
-            }
-            if avg && n > 0 {
-                s /= n;
-            }
-            Value::Varint(s)
-        }
-        CqlType::Decimal => {
-            let mut s = bigdecimal::BigDecimal::from(0);
-            for v in &vals {
-                if let Value::Decimal(x) = v {
-                    s += x;
-                }
-            }
-            if avg && n > 0 {
-                s = s / bigdecimal::BigDecimal::from(n);
-            }
-            Value::Decimal(s)
-        }
-        _ => return invalid("sum/avg on a non-numeric column"),
-    };
-    Ok(out.to_bytes())
-}
-
-/// The result columns of a SELECT, for PREPARED results.
 pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<ColumnSpec>> {
     let ctx = EvalCtx {
         binds: &[],
         now_micros: 0,
     };
-    let sel = selection(table, st, &ctx).or_else(|_| {
-        // Constant selectors may need bind values; fall back to names and types only.
-        Ok::<_, QueryError>(Selection {
-            items: vec![],
-            columns: vec![],
-        })
-    })?;
-    Ok(sel
-        .columns
-        .iter()
+    // Selectors that need bind values cannot be compiled without them; the EXECUTE response
+    // then carries the metadata instead.
+    let columns = crate::selection::compile(table, st, &ctx)
+        .map(|s| s.columns)
+        .unwrap_or_default();
+    Ok(columns
+        .into_iter()
         .map(|(n, t)| ColumnSpec {
             keyspace: table.keyspace.clone(),
             table: table.name.clone(),
-            name: n.clone(),
-            ty: t.clone(),
+            name: n,
+            ty: t,
         })
         .collect())
 }
