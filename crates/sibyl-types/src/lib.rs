@@ -12,6 +12,7 @@ pub use value::{
 };
 
 pub mod clustering;
+pub mod json;
 pub mod literal;
 pub mod murmur3;
 pub mod timeuuid;
