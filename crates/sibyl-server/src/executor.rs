@@ -170,7 +170,9 @@ impl<'a> Binder<'a> {
             }
             Term::Function { name: fname, args } => {
                 let f = fname.name.to_ascii_lowercase();
-                let arg_ty = if f.starts_with("blobas") {
+                let arg_ty = if f == "fromjson" {
+                    CqlType::Text
+                } else if f.starts_with("blobas") {
                     CqlType::Blob
                 } else if let Some(src) = f.strip_suffix("asblob") {
                     CqlType::parse_native(src).unwrap_or(CqlType::Blob)

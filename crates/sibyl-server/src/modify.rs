@@ -443,28 +443,33 @@ fn empty_mutation(table: &Table, key: PartitionKey) -> Mutation {
 }
 
 pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
-    let (names, terms) = match &st.values {
+    let mut seen = std::collections::HashSet::new();
+    let mut assigned: Vec<(&Column, Evaluated)> = vec![];
+    match &st.values {
         InsertValues::Values { columns, values } => {
             if columns.len() != values.len() {
                 return invalid("Unmatched column names/values".to_string());
             }
-            (columns.clone(), values.clone())
+            for (n, t) in columns.iter().zip(values) {
+                let col = column(table, n)?;
+                if !seen.insert(n.clone()) {
+                    return invalid(format!("Multiple definitions found for column {n}"));
+                }
+                assigned.push((col, eval(t, &col.ty, n, ctx.eval)?));
+            }
         }
-        InsertValues::Json { .. } => return invalid("INSERT JSON is not supported yet"),
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut assigned: Vec<(&Column, Evaluated)> = vec![];
-    for (n, t) in names.iter().zip(&terms) {
-        let col = column(table, n)?;
-        if !seen.insert(n.clone()) {
-            return invalid(format!("Multiple definitions found for column {n}"));
+        InsertValues::Json {
+            json,
+            default_unset,
+        } => {
+            for (col, v) in json_values(table, json, *default_unset, ctx.eval)? {
+                seen.insert(col.name.clone());
+                assigned.push((col, v));
+            }
         }
-        if col.ty.is_counter() {
-            return invalid(
-                "INSERT statements are not allowed on counter tables, use UPDATE instead",
-            );
-        }
-        assigned.push((col, eval(t, &col.ty, n, ctx.eval)?));
+    }
+    if assigned.iter().any(|(c, _)| c.ty.is_counter()) {
+        return invalid("INSERT statements are not allowed on counter tables, use UPDATE instead");
     }
     let missing: Vec<&str> = table
         .partition_key()
@@ -1064,4 +1069,64 @@ pub fn partition_keys(
     ctx: &EvalCtx,
 ) -> QueryResult<Vec<PartitionKey>> {
     Ok(where_target(table, rels, ctx, true)?.keys)
+}
+
+/// The column values of `INSERT ... JSON`: every column named in the object, and the others
+/// as null (DEFAULT NULL) or left alone (DEFAULT UNSET).
+fn json_values<'t>(
+    table: &'t Table,
+    json: &Term,
+    default_unset: bool,
+    ctx: &EvalCtx,
+) -> QueryResult<Vec<(&'t Column, Evaluated)>> {
+    let text = match eval(json, &CqlType::Text, "[json]", ctx)? {
+        Evaluated::Value(b) => String::from_utf8(b.to_vec())
+            .map_err(|_| QueryError::Invalid("Invalid UTF-8 in JSON value".into()))?,
+        _ => return invalid("Got null for INSERT JSON values"),
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        QueryError::Invalid(format!(
+            "Could not decode JSON string as a map: {e}. String was: {text}"
+        ))
+    })?;
+    let serde_json::Value::Object(map) = parsed else {
+        return invalid(format!("Could not decode JSON string as a map: {text}"));
+    };
+    // Keys name columns as CQL identifiers: "\"Quoted\"" keeps its case, others fold to lower case.
+    let mut given: Vec<(String, serde_json::Value)> = vec![];
+    for (k, v) in map {
+        let name = if k.len() >= 2 && k.starts_with('"') && k.ends_with('"') {
+            k[1..k.len() - 1].replace("\"\"", "\"")
+        } else {
+            k.to_lowercase()
+        };
+        if table.column(&name).is_none() {
+            return invalid(format!(
+                "JSON values map contains unrecognized column: {name}"
+            ));
+        }
+        given.push((name, v));
+    }
+    let mut out = vec![];
+    for col in &table.columns {
+        match given.iter().find(|(n, _)| *n == col.name) {
+            Some((_, v)) => {
+                let value = sibyl_types::json::from_json(&col.ty, v).map_err(|e| {
+                    QueryError::Invalid(format!("Error decoding JSON value for {}: {e}", col.name))
+                })?;
+                let evaluated = match value {
+                    Some(v) => {
+                        let mut b = Vec::new();
+                        v.serialize_as(&col.ty, &mut b);
+                        Evaluated::Value(Bytes::from(b))
+                    }
+                    None => Evaluated::Null,
+                };
+                out.push((col, evaluated));
+            }
+            None if col.is_primary_key() || default_unset => {}
+            None => out.push((col, Evaluated::Null)),
+        }
+    }
+    Ok(out)
 }

@@ -1009,18 +1009,9 @@ fn finish(
     let group_by = crate::selection::group_by_columns(table, st)?;
     let rows: Vec<(RowData, PartitionKey)> = out.into_iter().map(|(r, _, k)| (r, k)).collect();
     let mut w = RowsWriter::new();
-    sel.write_rows(&rows, &group_by, now_secs, &mut w)?;
+    sel.write_rows(&rows, &group_by, now_secs, st.json, &mut w)?;
     let (row_count, content) = w.finish();
-    let columns = sel
-        .columns
-        .iter()
-        .map(|(n, t)| ColumnSpec {
-            keyspace: table.keyspace.clone(),
-            table: table.name.clone(),
-            name: n.clone(),
-            ty: t.clone(),
-        })
-        .collect();
+    let columns = result_specs(table, st, sel.columns.clone());
     let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
     Ok(Rows {
         metadata: RowsMetadata {
@@ -1044,13 +1035,23 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
     let columns = crate::selection::compile(table, st, &ctx)
         .map(|s| s.columns)
         .unwrap_or_default();
-    Ok(columns
-        .into_iter()
-        .map(|(n, t)| ColumnSpec {
-            keyspace: table.keyspace.clone(),
-            table: table.name.clone(),
-            name: n,
-            ty: t,
-        })
-        .collect())
+    Ok(result_specs(table, st, columns))
+}
+
+/// Result column specs; SELECT JSON returns one `[json]` text column.
+fn result_specs(
+    table: &Table,
+    st: &SelectStatement,
+    columns: Vec<(String, CqlType)>,
+) -> Vec<ColumnSpec> {
+    let spec = |n: String, t: CqlType| ColumnSpec {
+        keyspace: table.keyspace.clone(),
+        table: table.name.clone(),
+        name: n,
+        ty: t,
+    };
+    if st.json {
+        return vec![spec("[json]".into(), CqlType::Text)];
+    }
+    columns.into_iter().map(|(n, t)| spec(n, t)).collect()
 }

@@ -436,6 +436,7 @@ fn scalar_return_type(f: &str, args: &[(Sel, CqlType)]) -> QueryResult<CqlType> 
             t
         }
         "collection_count" => CqlType::Int,
+        "tojson" => CqlType::Text,
         "map_keys" => match arg(0)? {
             CqlType::Map(k, _) => CqlType::Set(k),
             t => return invalid(format!("map_keys requires a map, got {}", t.cql_name())),
@@ -461,6 +462,13 @@ fn to_millis(ty: &CqlType, b: &[u8]) -> Option<i64> {
 }
 
 fn call_scalar(f: &str, args: &[(Option<Bytes>, &CqlType)]) -> QueryResult<Option<Bytes>> {
+    if f == "tojson" {
+        let text = match args.first() {
+            Some((Some(b), t)) => sibyl_types::json::to_json(t, b)?,
+            _ => "null".to_string(),
+        };
+        return Ok(Some(Bytes::from(text)));
+    }
     let Some((Some(a0), t0)) = args.first().map(|(b, t)| (b.clone(), *t)) else {
         return Ok(None);
     };
@@ -785,27 +793,29 @@ impl Selection {
         self.items.iter().any(|s| s.is_aggregate())
     }
 
-    /// Writes the result rows: one per input row, or one per group when aggregating.
-    pub fn write_rows(
+    /// The result rows: one per input row, or one per group when aggregating.
+    pub fn rows(
         &self,
         rows: &[(RowData, PartitionKey)],
         group_by: &[usize],
         now_secs: i64,
-        w: &mut RowsWriter,
-    ) -> QueryResult<()> {
+    ) -> QueryResult<Vec<Vec<Option<Bytes>>>> {
+        let mut out = vec![];
         if !self.is_aggregate() && group_by.is_empty() {
             for (row, key) in rows {
-                for item in &self.items {
-                    w.push_cell(eval_sel(item, row, key, now_secs)?.as_deref());
-                }
-                w.finish_row();
+                out.push(
+                    self.items
+                        .iter()
+                        .map(|item| eval_sel(item, row, key, now_secs))
+                        .collect::<QueryResult<_>>()?,
+                );
             }
-            return Ok(());
+            return Ok(out);
         }
-        // Groups of consecutive rows with equal GROUP BY columns (rows arrive in primary key order).
+        // Groups of consecutive rows with equal GROUP BY columns (rows arrive in primary key order);
+        // without GROUP BY, one group even when there are no rows (count(*) = 0).
         let mut start = 0;
-        let mut any = false;
-        while start < rows.len() || (!any && group_by.is_empty()) {
+        while start < rows.len() || (out.is_empty() && group_by.is_empty()) {
             let mut end = start + 1;
             while end < rows.len()
                 && group_by
@@ -815,8 +825,9 @@ impl Selection {
                 end += 1;
             }
             let group = &rows[start.min(rows.len())..end.min(rows.len())];
+            let mut cells = vec![];
             for item in &self.items {
-                let cell = match item {
+                cells.push(match item {
                     Sel::Agg(kind, inner, ty) => {
                         let vals: Vec<Option<Bytes>> = match inner {
                             Some(s) => group
@@ -831,12 +842,39 @@ impl Selection {
                         Some((r, k)) => eval_sel(other, r, k, now_secs)?,
                         None => None,
                     },
-                };
-                w.push_cell(cell.as_deref());
+                });
+            }
+            out.push(cells);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// Writes the result rows, or for SELECT JSON one `[json]` text cell per row.
+    pub fn write_rows(
+        &self,
+        rows: &[(RowData, PartitionKey)],
+        group_by: &[usize],
+        now_secs: i64,
+        json: bool,
+        w: &mut RowsWriter,
+    ) -> QueryResult<()> {
+        for cells in self.rows(rows, group_by, now_secs)? {
+            if json {
+                let cols: Vec<(String, CqlType, Option<&[u8]>)> = self
+                    .columns
+                    .iter()
+                    .zip(&cells)
+                    .map(|((n, t), c)| (n.clone(), t.clone(), c.as_deref()))
+                    .collect();
+                let text = sibyl_types::json::row_to_json(&cols)?;
+                w.push_cell(Some(text.as_bytes()));
+            } else {
+                for c in &cells {
+                    w.push_cell(c.as_deref());
+                }
             }
             w.finish_row();
-            any = true;
-            start = end;
         }
         Ok(())
     }

@@ -559,6 +559,17 @@ fn call_function(
             Some(ms) => Value::Timeuuid(timeuuid::timeuuid_from_millis(ms, name == "mintimeuuid")),
             None => return Ok(None),
         },
+        "fromjson" => {
+            let text = match arg_value(args, 0, &CqlType::Text, ctx)? {
+                Some(Value::Text(t)) => t,
+                _ => return Ok(None),
+            };
+            let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                QueryError::Invalid(format!("Could not decode JSON string '{text}': {e}"))
+            })?;
+            return sibyl_types::json::from_json(ty, &parsed)
+                .map_err(|e| QueryError::Invalid(e.to_string()));
+        }
         _ if name.starts_with("blobas") => {
             let target = CqlType::parse_native(&name["blobas".len()..])
                 .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{name}'")))?;
