@@ -147,7 +147,7 @@ EOF
     echo "| RSS after the mixed phase / peak (VmHWM) after restart | ${RSS_LOAD} / ${HWM_2} MiB |"
     echo
     echo "Rows written in the write phase: $N (row = 16 B key + ${ROW_SIZE} B value); concurrency ${CONCURRENCY}, ${CONNECTIONS} connections, ${DURATION} s per run."
-    echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)."
+    echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)${SIBYL_NOTE:+ ($SIBYL_NOTE)}."
     echo "Raw records: $JSON"
 } >>"$MD"
 cat "$MD"

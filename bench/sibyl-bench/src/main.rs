@@ -55,7 +55,7 @@ enum Distribution {
 }
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "CQL load generator for Sibyl (scylla driver, HDR latency histogram)")]
+#[command(about = "CQL load generator for Sibyl (scylla driver, HDR latency histogram)", args_override_self = true)]
 struct Args {
     /// Workload to run.
     #[arg(value_enum)]
@@ -546,7 +546,7 @@ fn main() {
 
 async fn run(args: Args) -> Result<()> {
     if args.workload == Workload::Ann {
-        eprintln!("sibyl-bench: the `ann` workload is a placeholder (vector search is not implemented yet)");
+        bail!("the `ann` workload is a placeholder: vector search is not implemented in Sibyl yet");
     }
     let ctx = Arc::new(setup(&args).await?);
     if args.warmup > 0.0 {
@@ -557,7 +557,7 @@ async fn run(args: Args) -> Result<()> {
         Some(c) => (None, Some(c)),
         None => (Some(args.duration), None),
     };
-    let name = format!("{:?}", args.workload).to_lowercase();
+    let name = args.workload.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     let r = run_phase(&ctx, &name, duration, count, args.seed).await;
     let secs = r.elapsed.as_secs_f64();
     let ok = r.ops - r.errors;
