@@ -54,7 +54,7 @@ pub fn target_of(table: &Table, mutations: &[Mutation]) -> QueryResult<(Partitio
 
 /// Reads the current row (with its static columns), or None when it does not exist.
 fn current_row(
-    engine: &sibyl_storage::Engine,
+    data: &dyn crate::data::DataSource,
     table: &Table,
     key: &PartitionKey,
     ck: &Bytes,
@@ -73,7 +73,7 @@ fn current_row(
         reversed: false,
         limit: Some(1),
     };
-    let Some(view) = engine.read(table.id, key, &slice, now_secs)? else {
+    let Some(view) = data.read(table.id, key, &slice, now_secs)? else {
         return Ok(None);
     };
     let pk = partition_key_parts(table, &view.key.key)?;
@@ -257,7 +257,7 @@ fn op_text(op: Operator) -> &'static str {
 /// Checks every item's conditions against current data. Returns whether they all hold and
 /// the result to send (`[applied]`, plus the current values when not applied).
 pub fn check(
-    engine: &sibyl_storage::Engine,
+    data: &dyn crate::data::DataSource,
     items: &[CasItem],
     is_batch: bool,
     now_secs: i64,
@@ -277,7 +277,7 @@ pub fn check(
         let row = match current_rows.iter().find(|(ck, _)| *ck == item.clustering) {
             Some((_, r)) => r.clone(),
             None => {
-                let r = current_row(engine, item.table, &item.key, &item.clustering, now_secs)?;
+                let r = current_row(data, item.table, &item.key, &item.clustering, now_secs)?;
                 current_rows.push((item.clustering.clone(), r.clone()));
                 r
             }

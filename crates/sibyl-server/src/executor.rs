@@ -719,7 +719,7 @@ impl Node {
                     .is_virtual
                     .then(|| system_tables::rows(&table, &schema, &self.local, &self.vtables));
                 let rc = ReadContext {
-                    engine: &self.engine,
+                    data: &self.engine,
                     now_secs,
                     page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
                     paging_state: params.paging_state.clone(),
@@ -926,13 +926,13 @@ impl Node {
             item: &'b WriteItem<'b>,
             timestamp: i64,
             now_secs: i64,
-            engine: &'b sibyl_storage::Engine,
+            data: &'b dyn crate::data::DataSource,
         ) -> WriteCtx<'b> {
             WriteCtx {
                 eval: item.ctx,
                 timestamp,
                 now_secs,
-                engine,
+                data,
             }
         }
         if !conditional && counters == 0 {
@@ -1009,8 +1009,12 @@ impl Node {
                 clustering,
             });
         }
-        let (applied, rows) =
-            crate::cas::check(&self.engine, &cas_items, batch.is_some(), now_secs)?;
+        let (applied, rows) = crate::cas::check(
+            &self.engine as &dyn crate::data::DataSource,
+            &cas_items,
+            batch.is_some(),
+            now_secs,
+        )?;
         if applied {
             self.apply(&all)?;
         }

@@ -5,6 +5,7 @@
 mod cas;
 mod config;
 mod connection;
+mod data;
 mod ddl;
 mod describe;
 mod error;

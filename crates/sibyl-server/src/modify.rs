@@ -28,7 +28,7 @@ pub struct WriteCtx<'a> {
     /// The request's default timestamp (client-provided or the server clock), microseconds.
     pub timestamp: i64,
     pub now_secs: i64,
-    pub engine: &'a sibyl_storage::Engine,
+    pub data: &'a dyn crate::data::DataSource,
 }
 
 struct Attrs {
@@ -586,7 +586,7 @@ fn read_list(
         reversed: false,
         limit: Some(1),
     };
-    let Some(view) = ctx.engine.read(table.id, key, &slice, ctx.now_secs)? else {
+    let Some(view) = ctx.data.read(table.id, key, &slice, ctx.now_secs)? else {
         return Ok(vec![]);
     };
     let row = if col.kind == ColumnKind::Static {

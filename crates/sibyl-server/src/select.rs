@@ -582,7 +582,7 @@ struct PagingState {
 }
 
 pub struct ReadContext<'a> {
-    pub engine: &'a sibyl_storage::Engine,
+    pub data: &'a dyn crate::data::DataSource,
     pub now_secs: i64,
     pub page_size: Option<usize>,
     pub paging_state: Option<Bytes>,
@@ -834,7 +834,7 @@ pub fn execute(
                 let pk = partition_key_of(k);
                 let r = if n == start { resume.as_ref() } else { None };
                 let slice = slice_for(r, want(out.len(), remaining).map(|w| w + 1));
-                let Some(view) = rc.engine.read(table.id, &pk, &slice, rc.now_secs)? else {
+                let Some(view) = rc.data.read(table.id, &pk, &slice, rc.now_secs)? else {
                     continue;
                 };
                 if !take_partition(view, r, &mut out, &mut remaining, &mut next_state)? {
@@ -867,7 +867,7 @@ pub fn execute(
                 if let Some(c) = s.clustering {
                     // Finish the partition the last page stopped in, then scan on from the next one.
                     let slice = slice_for(Some(&c), want(out.len(), remaining).map(|w| w + 1));
-                    if let Some(view) = rc.engine.read(table.id, &key, &slice, rc.now_secs)? {
+                    if let Some(view) = rc.data.read(table.id, &key, &slice, rc.now_secs)? {
                         done = !take_partition(
                             view,
                             Some(&c),
@@ -883,7 +883,7 @@ pub fn execute(
             while !done {
                 let slice = slice_for(None, want(out.len(), remaining).map(|w| w + 1));
                 let views =
-                    rc.engine
+                    rc.data
                         .scan(table.id, from.clone(), *hi, &slice, BATCH, rc.now_secs)?;
                 let n = views.len();
                 for view in views {
