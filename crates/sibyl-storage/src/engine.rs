@@ -130,6 +130,43 @@ impl View {
         Ok((out, cut))
     }
 
+    /// The merged but unresolved data of `key` for `slice` (see `PartitionData::raw_slice`),
+    /// reading growing budgets like `read` until the rows up to the `limit`-th live one are
+    /// known to be complete.
+    fn read_raw(
+        &self,
+        key: &PartitionKey,
+        slice: &Slice,
+        now: i64,
+    ) -> Result<Option<PartitionData>> {
+        let limit = slice.limit.unwrap_or(usize::MAX);
+        let mut budget = match slice.limit {
+            None => usize::MAX,
+            Some(l) => l.saturating_add(l / 2).max(l + 1),
+        };
+        loop {
+            let (p, cut) = self.read_budget(key, slice, budget)?;
+            let Some(p) = p else { return Ok(None) };
+            let (raw, last) = p.raw_slice(slice, now);
+            let done = match (&cut, &last) {
+                (None, _) => true,
+                _ if limit == 0 => true,
+                (Some(cut), Some(last)) => {
+                    if slice.reversed {
+                        last >= cut
+                    } else {
+                        last <= cut
+                    }
+                }
+                (Some(_), None) => false,
+            };
+            if done {
+                return Ok(Some(raw).filter(|r| !r.is_empty()));
+            }
+            budget = budget.saturating_mul(4);
+        }
+    }
+
     /// The live view of `key` for `slice`. Slices with a limit read a bounded number of rows
     /// (from the slice's start, or its end when reversed) from each source, growing the budget until the first `limit` live rows are
     /// known to be complete.
@@ -466,6 +503,29 @@ impl Engine {
     ) -> Result<Option<PartitionView>> {
         let t = self.inner.table(table)?;
         t.view().read(key, slice, now_secs)
+    }
+
+    /// The merged (memtables + SSTables) but unresolved content of one partition restricted
+    /// to `slice`, for a coordinator to reconcile replicas (`resolve`, `merge`,
+    /// `is_complete`) and to repair them: the partition deletion, every range tombstone that
+    /// may overlap the slice (whole, not clipped), the whole static row, and the slice's rows
+    /// as stored after reconciling versions (superseded cells dropped; tombstones, row and
+    /// complex deletions, liveness and shadowed-but-not-yet-compacted data kept; expired
+    /// cells as they are stored: as-is, or as tombstones once compaction rewrote them).
+    /// Rows come in clustering order in the mutation. With `slice.limit`, rows stop at the
+    /// `limit`-th live row at `now_secs` in slice order (rows without live data before it are
+    /// included: they may shadow another replica's rows). None when nothing at all is there.
+    pub fn read_raw(
+        &self,
+        table: TableId,
+        key: &PartitionKey,
+        slice: &Slice,
+        now_secs: i64,
+    ) -> Result<Option<Mutation>> {
+        let t = self.inner.table(table)?;
+        Ok(t.view()
+            .read_raw(key, slice, now_secs)?
+            .map(|p| p.to_mutation(table, key)))
     }
 
     /// Live partitions in (token, key) order from `from` up to token `to`, at most `max_partitions`.

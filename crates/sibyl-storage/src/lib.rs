@@ -10,9 +10,11 @@ mod memtable;
 pub mod model;
 mod options;
 pub mod partition;
+mod replica;
 mod sstable;
 
 pub use engine::{Engine, SSTableInfo};
 pub use error::StorageError;
 pub use model::*;
 pub use options::{CommitlogSync, CompactionStrategy, Compression, EngineOptions, TableParams};
+pub use replica::{is_complete, merge, resolve};

@@ -5,6 +5,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub type TableId = Uuid;
@@ -14,14 +15,14 @@ pub type ColumnName = Bytes;
 
 /// A partition key: its Murmur3 token and its serialized (possibly composite) key bytes.
 /// Partitions are ordered by (token, key bytes).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PartitionKey {
     pub token: i64,
     pub key: Bytes,
 }
 
 /// When and at what write timestamp something was deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionTime {
     /// Client write timestamp (microseconds) of the deletion.
     pub timestamp: i64,
@@ -30,7 +31,7 @@ pub struct DeletionTime {
 }
 
 /// A cell as written: value, or a tombstone when `value` is None.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cell {
     pub timestamp: i64,
     /// None: a tombstone. Some: a value (possibly empty bytes).
@@ -44,7 +45,7 @@ pub struct Cell {
 
 /// Row liveness set by INSERT (a row created by INSERT exists even if all its regular
 /// columns are null; one created by UPDATE carries no liveness).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LivenessInfo {
     pub timestamp: i64,
     pub ttl: i32,
@@ -52,7 +53,7 @@ pub struct LivenessInfo {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ColumnData {
     Simple {
         column: ColumnName,
@@ -68,7 +69,7 @@ pub enum ColumnData {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RowUpdate {
     /// Encoded clustering key (empty for tables without clustering columns).
     pub clustering: Bytes,
@@ -78,7 +79,7 @@ pub struct RowUpdate {
 }
 
 /// A deletion of every row whose clustering key lies in [start, end].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeTombstone {
     pub start: Bound<Bytes>,
     pub end: Bound<Bytes>,
@@ -86,7 +87,7 @@ pub struct RangeTombstone {
 }
 
 /// Everything one statement (or one batch member) changes in one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mutation {
     pub table: TableId,
     pub key: PartitionKey,
@@ -98,7 +99,7 @@ pub struct Mutation {
 
 /// Which rows of a partition to read: the union of `ranges` (sorted, non-overlapping),
 /// in reverse clustering order when `reversed`, at most `limit` live rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slice {
     pub ranges: Vec<(Bound<Bytes>, Bound<Bytes>)>,
     pub reversed: bool,
@@ -116,7 +117,7 @@ impl Slice {
 }
 
 /// A live cell as read: tombstones, shadowed and expired data already removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveCell {
     pub value: Bytes,
     pub timestamp: i64,
@@ -125,7 +126,7 @@ pub struct LiveCell {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ColumnView {
     Simple(LiveCell),
     /// Live elements in path order (never empty).
@@ -133,7 +134,7 @@ pub enum ColumnView {
 }
 
 /// A live row: it has live liveness info or at least one live cell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowView {
     pub clustering: Bytes,
     pub liveness: Option<LivenessInfo>,
@@ -142,7 +143,7 @@ pub struct RowView {
 }
 
 /// The merged, live view of one partition for a slice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionView {
     pub key: PartitionKey,
     /// The static row, if it has any live cell.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::model::{
     Cell, ColumnData, ColumnView, DeletionTime, LiveCell, LivenessInfo, Mutation, PartitionKey,
-    PartitionView, RangeTombstone, RowUpdate, RowView, Slice,
+    PartitionView, RangeTombstone, RowUpdate, RowView, Slice, TableId,
 };
 
 /// Which of two cells wins, following Cassandra's `Cells.reconcile` for regular cells:
@@ -709,6 +709,169 @@ impl PartitionData {
         }
         cov
     }
+}
+
+/// Raw (unresolved) reads: the stored form of a slice, for a coordinator to merge replicas.
+impl PartitionData {
+    /// The rows of the slice in the slice's order, copied as stored (tombstones and all),
+    /// stopping after the `slice.limit`-th live row at `now`; rows that only carry tombstones
+    /// or dead data are kept up to that point (they may shadow other replicas' rows). Range
+    /// tombstones are kept whole (not clipped) when they may overlap the slice; the partition
+    /// deletion and the whole static row are kept. The second value is the clustering of the
+    /// `limit`-th live row when the limit was reached.
+    pub fn raw_slice(&self, slice: &Slice, now: i64) -> (PartitionData, Option<Bytes>) {
+        let limit = slice.limit.unwrap_or(usize::MAX);
+        let mut rows = BTreeMap::new();
+        let mut live = 0usize;
+        let mut last = None;
+        let ranges: Vec<&(Bound<Bytes>, Bound<Bytes>)> = if slice.reversed {
+            slice.ranges.iter().rev().collect()
+        } else {
+            slice.ranges.iter().collect()
+        };
+        let mut visit = |c: &Bytes, r: &RowData, rows: &mut BTreeMap<Bytes, RowData>| -> bool {
+            if live >= limit {
+                return false;
+            }
+            if r.is_empty() {
+                return true;
+            }
+            rows.insert(c.clone(), r.clone());
+            if r.resolve(c, self.covering(c), now).is_some() {
+                live += 1;
+                if live >= limit {
+                    last = Some(c.clone());
+                    return false;
+                }
+            }
+            true
+        };
+        'outer: for (s, e) in ranges {
+            if limit == 0 {
+                break;
+            }
+            if is_empty_range(s, e) {
+                continue;
+            }
+            let it = self.rows.range::<Bytes, _>((s.clone(), e.clone()));
+            if slice.reversed {
+                for (c, r) in it.rev() {
+                    if !visit(c, r, &mut rows) {
+                        break 'outer;
+                    }
+                }
+            } else {
+                for (c, r) in it {
+                    if !visit(c, r, &mut rows) {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        let full = is_full_range(&slice.ranges);
+        let range_tombstones = self
+            .range_tombstones
+            .iter()
+            .filter(|rt| {
+                full || slice
+                    .ranges
+                    .iter()
+                    .any(|(s, e)| ranges_overlap(&rt.start, &rt.end, s, e))
+            })
+            .cloned()
+            .collect();
+        let p = PartitionData {
+            deletion: self.deletion,
+            range_tombstones,
+            static_row: self.static_row.clone().filter(|r| !r.is_empty()),
+            rows,
+        };
+        (p, last)
+    }
+
+    /// The mutation that writes exactly this data.
+    pub fn to_mutation(&self, table: TableId, key: &PartitionKey) -> Mutation {
+        Mutation {
+            table,
+            key: key.clone(),
+            partition_deletion: self.deletion,
+            range_tombstones: self.range_tombstones.clone(),
+            static_row: self.static_row.as_ref().map(|r| r.to_update(Bytes::new())),
+            rows: self
+                .rows
+                .iter()
+                .map(|(c, r)| r.to_update(c.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl RowData {
+    /// The update that writes exactly this row.
+    pub fn to_update(&self, clustering: Bytes) -> RowUpdate {
+        RowUpdate {
+            clustering,
+            liveness: self.liveness,
+            deletion: self.deletion,
+            columns: self
+                .columns
+                .iter()
+                .map(|(name, cd)| match cd {
+                    ColData::Simple(c) => ColumnData::Simple {
+                        column: name.clone(),
+                        cell: c.clone(),
+                    },
+                    ColData::Complex { deletion, cells } => ColumnData::Complex {
+                        column: name.clone(),
+                        complex_deletion: *deletion,
+                        cells: cells.iter().map(|(p, c)| (p.clone(), c.clone())).collect(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Start bounds ordered by where they begin, end bounds by where they end.
+fn start_cmp(a: &Bound<Bytes>, b: &Bound<Bytes>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (Bound::Unbounded, Bound::Unbounded) => Equal,
+        (Bound::Unbounded, _) => Less,
+        (_, Bound::Unbounded) => Greater,
+        (Bound::Included(x), Bound::Included(y)) | (Bound::Excluded(x), Bound::Excluded(y)) => {
+            x.cmp(y)
+        }
+        (Bound::Included(x), Bound::Excluded(y)) => x.cmp(y).then(Less),
+        (Bound::Excluded(x), Bound::Included(y)) => x.cmp(y).then(Greater),
+    }
+}
+
+fn end_cmp(a: &Bound<Bytes>, b: &Bound<Bytes>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (Bound::Unbounded, Bound::Unbounded) => Equal,
+        (Bound::Unbounded, _) => Greater,
+        (_, Bound::Unbounded) => Less,
+        (Bound::Included(x), Bound::Included(y)) | (Bound::Excluded(x), Bound::Excluded(y)) => {
+            x.cmp(y)
+        }
+        (Bound::Included(x), Bound::Excluded(y)) => x.cmp(y).then(Greater),
+        (Bound::Excluded(x), Bound::Included(y)) => x.cmp(y).then(Less),
+    }
+}
+
+/// Whether two clustering ranges may share a key (conservative: adjacent exclusive bounds
+/// such as `(a, a\0)` count as overlapping).
+pub fn ranges_overlap(
+    s1: &Bound<Bytes>,
+    e1: &Bound<Bytes>,
+    s2: &Bound<Bytes>,
+    e2: &Bound<Bytes>,
+) -> bool {
+    let s = if start_cmp(s1, s2).is_ge() { s1 } else { s2 };
+    let e = if end_cmp(e1, e2).is_le() { e1 } else { e2 };
+    !is_empty_range(s, e) && !is_empty_range(s1, e1) && !is_empty_range(s2, e2)
 }
 
 /// Partition-level deletions covering rows during compaction (before purging them).
