@@ -94,10 +94,11 @@ bench echo:mixed "$ECHO_PORT" "$JSON" mixed "${C[@]}" "${R[@]}" --partitions "$N
 MAXW=$(json_field "$JSON" sibyl:write ops_per_s)
 HALF=$(python3 -c "print(max(1, int(float('$MAXW') / 2)))")
 # Enough tasks that the pacer never waits for a free one (a stall shows as latency).
+# Same workload as the max measurement: sequential keys, continuing after the rows written.
 bench sibyl:rate "$PORT" "$JSON" write "${C[@]}" --concurrency 256 --duration "$DURATION" \
-    --rate "$HALF" --distribution uniform --partitions "$N" --table kv
+    --rate "$HALF" --distribution sequential --partitions $BIG --key-offset "$N" --table kv
 bench echo:rate "$ECHO_PORT" "$JSON" write "${C[@]}" --concurrency 256 --duration "$DURATION" \
-    --rate "$HALF" --distribution uniform --partitions "$N" --table kv
+    --rate "$HALF" --distribution sequential --partitions $BIG --key-offset "$N" --table kv
 
 # ---- lwt: errors are reported, not fatal --------------------------------------------
 LWT_D=$(python3 -c "print(max(1, $DURATION / 2))")
