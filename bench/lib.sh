@@ -105,3 +105,22 @@ bench() {
 json_field() {
     jq -r --arg l "$2" "select(.label == \$l) | .$3" "$1" | tail -1
 }
+
+# start_rss_sampler PID FILE: every 0.2 s records the peak anonymous RSS (heap: RssAnon)
+# and the peak file-backed RSS (mmapped SSTables: RssFile) of PID into FILE as
+# "anon_mib file_mib". VmHWM counts both, so a node that mmaps its SSTables shows the
+# page cache it touched there; RssAnon is the memory the node itself allocated.
+start_rss_sampler() {
+    local pid=$1 file=$2
+    (
+        ma=0 mf=0
+        while kill -0 "$pid" 2>/dev/null; do
+            read -r a f < <(awk '$1=="RssAnon:"{a=$2} $1=="RssFile:"{f=$2} END{print a+0, f+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+            [ "${a:-0}" -gt "$ma" ] && ma=$a
+            [ "${f:-0}" -gt "$mf" ] && mf=$f
+            echo "$((ma / 1024)) $((mf / 1024))" >"$file.tmp" && mv "$file.tmp" "$file"
+            sleep 0.2
+        done
+    ) &
+    PIDS+=("$!")
+}

@@ -52,6 +52,7 @@ ECHO_PID=$!
 PIDS+=("$ECHO_PID")
 wait_port "$ECHO_PORT" 10
 
+start_rss_sampler "$SIBYL_PID" "$OUT/.rss1-$STAMP"
 C=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS" --row-size "$ROW_SIZE")
 
 # ---- write: sequential keys, one row per partition ---------------------------------
@@ -77,6 +78,7 @@ stop_pid "$SIBYL_PID"
 start_sibyl "$DATA/data" "$PORT" "$NODE_LOG"
 STARTUP_DATA_MS=$STARTUP_MS
 log "start-up with data ${STARTUP_DATA_MS} ms"
+start_rss_sampler "$SIBYL_PID" "$OUT/.rss2-$STAMP"
 
 # ---- point read, slice read, mixed --------------------------------------------------
 R=(--duration "$DURATION" --warmup "$WARMUP")
@@ -108,6 +110,9 @@ bench sibyl:lwt-contended "$PORT" "$JSON" lwt-contended "${C[@]}" --duration "$L
 bench echo:lwt-contended "$ECHO_PORT" "$JSON" lwt-contended "${C[@]}" --duration "$LWT_D" --table kv || true
 
 HWM_2=$(rss_mib "$SIBYL_PID" VmHWM)
+read -r ANON1 FILE1 <"$OUT/.rss1-$STAMP"
+read -r ANON2 FILE2 <"$OUT/.rss2-$STAMP"
+rm -f "$OUT/.rss1-$STAMP" "$OUT/.rss2-$STAMP"
 LOGGED_START=$(grep -o 'started in [0-9]* ms' "$NODE_LOG" | head -1 || true)
 
 # ---- the table ---------------------------------------------------------------------
@@ -146,6 +151,7 @@ EOF
     echo "| idle RSS after start | ${IDLE_RSS} MiB |"
     echo "| RSS after the write phase / peak (VmHWM) during loading | ${RSS_WRITE} / ${HWM_1} MiB |"
     echo "| RSS after the mixed phase / peak (VmHWM) after restart | ${RSS_LOAD} / ${HWM_2} MiB |"
+    echo "| peak heap (RssAnon) / mmapped files (RssFile): loading; after restart | ${ANON1} / ${FILE1} MiB; ${ANON2} / ${FILE2} MiB |"
     echo
     echo "Rows written in the write phase: $N (row = 16 B key + ${ROW_SIZE} B value); concurrency ${CONCURRENCY}, ${CONNECTIONS} connections, ${DURATION} s per run."
     echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)${SIBYL_NOTE:+ ($SIBYL_NOTE)}."

@@ -49,6 +49,7 @@ fi
 log "starting sibyl on 127.0.0.1:$PORT (data $DATA)"
 start_sibyl "$DATA" "$PORT" "$NODE_LOG"
 IO0=$(io_write_bytes "$SIBYL_PID")
+start_rss_sampler "$SIBYL_PID" "$OUT/.rss-load-$STAMP"
 
 PARTS=$(( (ROWS + RPP - 1) / RPP ))
 C=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS" --row-size "$ROW_SIZE"
@@ -86,7 +87,9 @@ DU_FLUSHED=$(du -sb "$DATA" | cut -f1)
 start_sibyl "$DATA" "$PORT" "$NODE_LOG"
 STARTUP_MS=$STARTUP_MS
 log "stopped in ${STOP_MS} ms, restarted in ${STARTUP_MS} ms"
+sleep 1
 IDLE_RSS_DATA=$(rss_mib "$SIBYL_PID" VmRSS)
+start_rss_sampler "$SIBYL_PID" "$OUT/.rss-read-$STAMP"
 
 # ---- reads ---------------------------------------------------------------------------
 # Keys of the loaded rows: pk in 0..LOADED/RPP, ck in 0..RPP.
@@ -98,14 +101,17 @@ bench slice "$PORT" "$JSON" slice "${R[@]}" --slice-rows 10
 HWM_READ=$(rss_mib "$SIBYL_PID" VmHWM)
 DU_END=$(du -sb "$DATA" | cut -f1)
 IO2=$(io_write_bytes "$SIBYL_PID")
+read -r ANON_LOAD FILE_LOAD <"$OUT/.rss-load-$STAMP"
+read -r ANON_READ FILE_READ <"$OUT/.rss-read-$STAMP"
+rm -f "$OUT/.rss-load-$STAMP" "$OUT/.rss-read-$STAMP"
 
 # ---- report --------------------------------------------------------------------------
 python3 - "$JSON" "$LOADED" "$ROW_SIZE" "$IO0" "$IO1" "$DU_LOADED" "$DU_FLUSHED" "$DU_END" \
-    "$HWM_LOAD" "$RSS_LOAD" "$HWM_READ" "$STARTUP_MS" "$STOP_MS" "$LOAD_SECS" "$IDLE_RSS_DATA" "$ROWS" "$IO2" \
+    "$HWM_LOAD" "$RSS_LOAD" "$HWM_READ" "$STARTUP_MS" "$STOP_MS" "$LOAD_SECS" "$IDLE_RSS_DATA" "$ROWS" "$IO2" "$ANON_LOAD" "$FILE_LOAD" "$ANON_READ" "$FILE_READ" \
     >"$MD" <<'EOF'
 import json, sys
 (jf, loaded, row_size, io0, io1, du_loaded, du_flushed, du_end, hwm_load, rss_load, hwm_read,
- startup_ms, stop_ms, load_secs, idle_rss, asked, io2) = sys.argv[1:]
+ startup_ms, stop_ms, load_secs, idle_rss, asked, io2, anon_load, file_load, anon_read, file_read) = sys.argv[1:]
 loaded, row_size, asked = int(loaded), int(row_size), int(asked)
 recs = [json.loads(l) for l in open(jf)]
 loads = [r for r in recs if r["label"].startswith("load:")]
@@ -137,7 +143,9 @@ wb = int(io1) - int(io0)
 print(f"| bytes written by the node during the load (/proc/PID/io write_bytes) | {gib(wb)} = {wb / raw:.2f} x raw | |")
 print(f"| bytes written by the restarted node during the reads | {gib(int(io2))} | |")
 print(f"| peak RSS (VmHWM) while loading / RSS at end of load | {hwm_load} / {rss_load} MiB | < 1024 MiB |")
+print(f"| of which: peak heap (RssAnon) / peak mmapped files (RssFile) while loading | {anon_load} / {file_load} MiB | |")
 print(f"| peak RSS (VmHWM) of the restarted node during reads | {hwm_read} MiB | < 1024 MiB |")
+print(f"| of which: peak heap (RssAnon) / peak mmapped files (RssFile) during reads | {anon_read} / {file_read} MiB | |")
 print(f"| shutdown (flush) / start-up to serving with the data | {stop_ms} ms / {startup_ms} ms | start-up < 1 s |")
 print(f"| idle RSS after restart with the data | {idle_rss} MiB | |")
 EOF
