@@ -171,7 +171,8 @@ pub struct GossipConfig {
     pub seeds: Vec<SocketAddr>,
     /// Gossip round period (also the failure detector's initial heartbeat interval).
     pub interval: Duration,
-    /// Phi above which a node is down (Cassandra's `phi_convict_threshold`, 8).
+    /// Phi above which a node is down, in Cassandra's scale (`phi_convict_threshold`, 8: a node
+    /// is convicted after about 18 mean heartbeat intervals of silence, ~4 s at 200 ms rounds).
     pub phi_threshold: f64,
 }
 
@@ -290,7 +291,8 @@ pub async fn start_gossip(
         listen_addr: config.listen,
         seed_nodes: seeds,
         failure_detector_config: FailureDetectorConfig {
-            phi_threshold: config.phi_threshold,
+            // chitchat's phi is elapsed / mean interval; Cassandra's is that times log10(e).
+            phi_threshold: config.phi_threshold * std::f64::consts::LN_10,
             sampling_window_size: 1000,
             max_interval: (config.interval * 50).max(Duration::from_secs(10)),
             initial_interval: config.interval,
