@@ -21,7 +21,7 @@ fn handler() -> Handler {
                 ECHO => {
                     let n: u64 = decode(&payload).map_err(|e| e.to_string())?;
                     // Answer out of order: later requests may finish first.
-                    if n % 7 == 0 {
+                    if n.is_multiple_of(7) {
                         tokio::task::yield_now().await;
                     }
                     Ok(encode(&(n * 2)))
