@@ -213,3 +213,45 @@ async fn peer_restart_reconnects_and_shutdown_fails_waiters() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_are_bounded_per_connection() {
+    use sibyl_cluster::messaging::{CONNECTIONS_PER_PEER, MAX_IN_FLIGHT};
+    timeout(Duration::from_secs(60), async {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (r, p) = (running.clone(), peak.clone());
+        let h: Handler = Arc::new(move |_, _, payload| {
+            let (r, p) = (r.clone(), p.clone());
+            Box::pin(async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok(payload)
+            })
+        });
+        let server = Messaging::bind("127.0.0.2:0".parse().unwrap(), h)
+            .await
+            .unwrap();
+        let (client, _) = pair().await;
+        let to = server.local_addr();
+        let total = CONNECTIONS_PER_PEER * MAX_IN_FLIGHT + 500;
+        let mut tasks = Vec::new();
+        for _ in 0..total {
+            let c = client.clone();
+            tasks.push(tokio::spawn(async move {
+                c.request(to, ECHO, Bytes::from_static(b"y"), Duration::from_secs(30))
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(&t.await.unwrap().unwrap()[..], b"y");
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= CONNECTIONS_PER_PEER * MAX_IN_FLIGHT, "peak {peak}");
+        assert!(peak >= MAX_IN_FLIGHT, "peak {peak}");
+    })
+    .await
+    .expect("test timed out");
+}
