@@ -155,6 +155,6 @@ EOF
     echo
     echo "Rows written in the write phase: $N (row = 16 B key + ${ROW_SIZE} B value); concurrency ${CONCURRENCY}, ${CONNECTIONS} connections, ${DURATION} s per run."
     echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)${SIBYL_NOTE:+ ($SIBYL_NOTE)}."
-    echo "Raw records: $JSON"
+    echo "Raw records: ${JSON#"$ROOT"/}"
 } >>"$MD"
 cat "$MD"

@@ -151,6 +151,6 @@ print(f"| idle RSS after restart with the data | {idle_rss} MiB | |")
 EOF
 {
     echo
-    echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)${SIBYL_NOTE:+ ($SIBYL_NOTE)}. Raw records: $JSON"
+    echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); sibyl $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)${SIBYL_NOTE:+ ($SIBYL_NOTE)}. Raw records: ${JSON#"$ROOT"/}"
 } >>"$MD"
 cat "$MD"
