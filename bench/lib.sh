@@ -124,3 +124,16 @@ start_rss_sampler() {
     ) &
     PIDS+=("$!")
 }
+
+# probe PORT: one write through the driver; on failure prints why and exits.
+probe() {
+    local err
+    if ! err=$("$BENCH_BIN" write --port "$1" --count 1 --concurrency 1 --table probe --progress 0 2>&1 >/dev/null); then
+        echo "$err" >&2
+        if grep -q 'unsupported CQL version' <<<"$err"; then
+            echo "The node rejects the scylla driver's STARTUP (it sends CQL_VERSION 4.0.0, which Cassandra accepts)." >&2
+            echo "Fix the CQL_VERSION check of sibyl-server's STARTUP handling, or point SIBYL_BIN at a fixed build." >&2
+        fi
+        exit 1
+    fi
+}

@@ -45,6 +45,7 @@ STARTUP_EMPTY_MS=$STARTUP_MS
 sleep 1
 IDLE_RSS=$(rss_mib "$SIBYL_PID" VmRSS)
 log "start-up ${STARTUP_EMPTY_MS} ms, idle RSS ${IDLE_RSS} MiB"
+probe "$PORT"
 
 log "starting cql-echo on 127.0.0.1:$ECHO_PORT"
 "$ECHO_BIN" --port "$ECHO_PORT" --value-size "$ROW_SIZE" >"$OUT/suite-$STAMP.echo.log" 2>&1 &

@@ -49,6 +49,7 @@ fi
 log "starting sibyl on 127.0.0.1:$PORT (data $DATA)"
 start_sibyl "$DATA" "$PORT" "$NODE_LOG"
 IO0=$(io_write_bytes "$SIBYL_PID")
+probe "$PORT"
 start_rss_sampler "$SIBYL_PID" "$OUT/.rss-load-$STAMP"
 
 PARTS=$(( (ROWS + RPP - 1) / RPP ))
