@@ -149,7 +149,21 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                             };
                             let shared = shared.clone();
                             tokio::spawn(async move {
-                                let frame = run_request(&shared, frame);
+                                // With other nodes in the ring, requests wait on the network:
+                                // they run on the blocking pool so the reactor never stalls.
+                                let frame = if shared.node.cluster().is_some() {
+                                    let s = shared.clone();
+                                    match tokio::task::spawn_blocking(move || {
+                                        run_request(&s, frame)
+                                    })
+                                    .await
+                                    {
+                                        Ok(f) => f,
+                                        Err(_) => return,
+                                    }
+                                } else {
+                                    run_request(&shared, frame)
+                                };
                                 let _ = shared.tx.send(Outgoing::Frame(frame)).await;
                                 drop(permit);
                             });

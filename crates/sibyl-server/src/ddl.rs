@@ -1129,3 +1129,73 @@ pub fn content_version(schema: &Schema) -> Uuid {
     let digest: [u8; 16] = Md5::digest(&bytes).into();
     uuid::Builder::from_md5_bytes(digest).into_uuid()
 }
+
+/// The schema changes that turn `old` into `new`, as events for clients.
+pub fn diff(old: &Schema, new: &Schema) -> Vec<SchemaChange> {
+    let mut out = vec![];
+    for (name, ks) in &new.keyspaces {
+        match old.keyspaces.get(name) {
+            None => out.push(SchemaChange {
+                change_type: "CREATED".into(),
+                target: SchemaChangeTarget::Keyspace(name.clone()),
+            }),
+            Some(o) => {
+                if o.replication != ks.replication || o.durable_writes != ks.durable_writes {
+                    out.push(SchemaChange {
+                        change_type: "UPDATED".into(),
+                        target: SchemaChangeTarget::Keyspace(name.clone()),
+                    });
+                }
+                for (tn, t) in &ks.tables {
+                    match o.tables.get(tn) {
+                        None => out.push(SchemaChange {
+                            change_type: "CREATED".into(),
+                            target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
+                        }),
+                        Some(ot) if ot != t => out.push(SchemaChange {
+                            change_type: "UPDATED".into(),
+                            target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
+                        }),
+                        _ => {}
+                    }
+                }
+                for tn in o.tables.keys().filter(|t| !ks.tables.contains_key(*t)) {
+                    out.push(SchemaChange {
+                        change_type: "DROPPED".into(),
+                        target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
+                    });
+                }
+                for (un, u) in &ks.types {
+                    match o.types.get(un) {
+                        None => out.push(SchemaChange {
+                            change_type: "CREATED".into(),
+                            target: SchemaChangeTarget::Type(name.clone(), un.clone()),
+                        }),
+                        Some(ou) if ou != u => out.push(SchemaChange {
+                            change_type: "UPDATED".into(),
+                            target: SchemaChangeTarget::Type(name.clone(), un.clone()),
+                        }),
+                        _ => {}
+                    }
+                }
+                for un in o.types.keys().filter(|u| !ks.types.contains_key(*u)) {
+                    out.push(SchemaChange {
+                        change_type: "DROPPED".into(),
+                        target: SchemaChangeTarget::Type(name.clone(), un.clone()),
+                    });
+                }
+            }
+        }
+    }
+    for name in old
+        .keyspaces
+        .keys()
+        .filter(|k| !new.keyspaces.contains_key(*k))
+    {
+        out.push(SchemaChange {
+            change_type: "DROPPED".into(),
+            target: SchemaChangeTarget::Keyspace(name.clone()),
+        });
+    }
+    out
+}

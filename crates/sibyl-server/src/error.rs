@@ -28,6 +28,26 @@ pub enum QueryError {
     Truncate(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("Cannot achieve consistency level {}", sibyl_protocol::consistency::name(*consistency))]
+    Unavailable {
+        consistency: u16,
+        required: i32,
+        alive: i32,
+    },
+    #[error("Operation timed out - received only {received} responses.")]
+    WriteTimeout {
+        consistency: u16,
+        received: i32,
+        block_for: i32,
+        write_type: String,
+    },
+    #[error("Operation timed out - received only {received} responses.")]
+    ReadTimeout {
+        consistency: u16,
+        received: i32,
+        block_for: i32,
+        data_present: bool,
+    },
 }
 
 pub type QueryResult<T> = Result<T, QueryError>;
@@ -78,6 +98,47 @@ impl QueryError {
             QueryError::Server(_) => (error_code::SERVER_ERROR, ErrorDetails::None),
             QueryError::Truncate(_) => (error_code::TRUNCATE_ERROR, ErrorDetails::None),
             QueryError::Unauthorized(_) => (error_code::UNAUTHORIZED, ErrorDetails::None),
+            QueryError::Unavailable {
+                consistency,
+                required,
+                alive,
+            } => (
+                error_code::UNAVAILABLE,
+                ErrorDetails::Unavailable {
+                    consistency: *consistency,
+                    required: *required,
+                    alive: *alive,
+                },
+            ),
+            QueryError::WriteTimeout {
+                consistency,
+                received,
+                block_for,
+                write_type,
+            } => (
+                error_code::WRITE_TIMEOUT,
+                ErrorDetails::WriteTimeout {
+                    consistency: *consistency,
+                    received: *received,
+                    block_for: *block_for,
+                    write_type: write_type.clone(),
+                    contentions: None,
+                },
+            ),
+            QueryError::ReadTimeout {
+                consistency,
+                received,
+                block_for,
+                data_present,
+            } => (
+                error_code::READ_TIMEOUT,
+                ErrorDetails::ReadTimeout {
+                    consistency: *consistency,
+                    received: *received,
+                    block_for: *block_for,
+                    data_present: *data_present,
+                },
+            ),
         };
         ErrorBody {
             code,

@@ -715,11 +715,15 @@ impl Node {
         match &p.statement {
             Statement::Select(s) => {
                 let table = self.resolve_table(&schema, &s.table, keyspace.as_deref())?;
-                let virtual_rows = table
-                    .is_virtual
-                    .then(|| system_tables::rows(&table, &schema, &self.local, &self.vtables));
+                let virtual_rows = table.is_virtual.then(|| {
+                    system_tables::rows(&table, &schema, &self.local, &self.peers(), &self.vtables)
+                });
+                let coordinated = self.reader(&table.keyspace, params.consistency);
                 let rc = ReadContext {
-                    data: &self.engine,
+                    data: match &coordinated {
+                        Some(c) => c,
+                        None => &self.engine,
+                    },
                     now_secs,
                     page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
                     paging_state: params.paging_state.clone(),
@@ -749,6 +753,7 @@ impl Node {
                     None,
                     timestamp,
                     now_secs,
+                    params.consistency,
                 )
             }
             Statement::Batch(b) => {
@@ -791,6 +796,7 @@ impl Node {
                     Some((b.kind, batch_ts.is_some())),
                     batch_ts.unwrap_or(timestamp),
                     now_secs,
+                    params.consistency,
                 )
             }
             Statement::Use(ks) => {
@@ -819,9 +825,26 @@ impl Node {
         }
     }
 
-    fn apply(&self, mutations: &[Mutation]) -> QueryResult<()> {
+    /// Writes through the coordinator, keyspace by keyspace (their replication differs).
+    fn apply(&self, mutations: &[Mutation], consistency: u16, write_type: &str) -> QueryResult<()> {
+        if self.cluster().is_none() {
+            for m in mutations {
+                self.engine.apply(m)?;
+            }
+            return Ok(());
+        }
+        let schema = self.schema();
+        let mut by_keyspace: std::collections::BTreeMap<String, Vec<Mutation>> = Default::default();
         for m in mutations {
-            self.engine.apply(m)?;
+            let ks = schema
+                .tables()
+                .find(|t| t.id == m.table)
+                .map(|t| t.keyspace.clone())
+                .unwrap_or_default();
+            by_keyspace.entry(ks).or_default().push(m.clone());
+        }
+        for (ks, ms) in by_keyspace {
+            self.coordinate_write(&ks, &ms, consistency, write_type)?;
         }
         Ok(())
     }
@@ -881,7 +904,13 @@ impl Node {
             2 => BatchKind::Counter,
             _ => BatchKind::Logged,
         };
-        self.run_writes(&items, Some((kind, false)), timestamp, now_secs)
+        self.run_writes(
+            &items,
+            Some((kind, false)),
+            timestamp,
+            now_secs,
+            req.consistency,
+        )
     }
 
     /// Applies one modification or a batch: counter and LWT rules, partition locks for
@@ -892,6 +921,7 @@ impl Node {
         batch: Option<(BatchKind, bool)>,
         timestamp: i64,
         now_secs: i64,
+        consistency: u16,
     ) -> QueryResult<Outcome> {
         let counters = items.iter().filter(|i| i.table.is_counter_table()).count();
         if let Some((kind, custom_ts)) = batch {
@@ -911,6 +941,13 @@ impl Node {
         let conditions: Vec<Conditions> =
             items.iter().map(|i| conditions_of(i.statement)).collect();
         let conditional = conditions.iter().any(|c| *c != Conditions::None);
+        let write_type = match batch {
+            _ if conditional => "CAS",
+            _ if counters > 0 => "COUNTER",
+            Some((BatchKind::Logged, _)) => "BATCH",
+            Some(_) => "UNLOGGED_BATCH",
+            None => "SIMPLE",
+        };
         if conditional && counters > 0 {
             return invalid("Conditional updates are not supported on counter tables");
         }
@@ -922,6 +959,17 @@ impl Node {
                 )));
             }
         }
+        // Read-before-write (lists, counters, conditions) reads at QUORUM through the coordinator.
+        let readers: Vec<Option<crate::coordinator::CoordinatedRead>> = items
+            .iter()
+            .map(|i| self.reader(&i.table.keyspace, sibyl_protocol::consistency::QUORUM))
+            .collect();
+        let source = |i: usize| -> &dyn crate::data::DataSource {
+            match &readers[i] {
+                Some(r) => r,
+                None => &self.engine,
+            }
+        };
         fn wctx<'b>(
             item: &'b WriteItem<'b>,
             timestamp: i64,
@@ -937,19 +985,19 @@ impl Node {
         }
         if !conditional && counters == 0 {
             let mut mutations = vec![];
-            for item in items {
+            for (idx, item) in items.iter().enumerate() {
                 mutations.extend(self.modification(
                     &item.table,
                     item.statement,
-                    &wctx(item, timestamp, now_secs, &self.engine),
+                    &wctx(item, timestamp, now_secs, source(idx)),
                 )?);
             }
-            self.apply(&mutations)?;
+            self.apply(&mutations, consistency, write_type)?;
             return Ok(Outcome::body(ResultBody::Void));
         }
         // Read-modify-write: lock the partitions first.
         let mut keys = vec![];
-        for item in items {
+        for (idx, item) in items.iter().enumerate() {
             let k = match item.statement {
                 Statement::Update(u) => {
                     crate::modify::partition_keys(&item.table, &u.where_clause, item.ctx)?
@@ -961,7 +1009,7 @@ impl Node {
                     .modification(
                         &item.table,
                         st,
-                        &wctx(item, timestamp, now_secs, &self.engine),
+                        &wctx(item, timestamp, now_secs, source(idx)),
                     )?
                     .into_iter()
                     .map(|m| m.key)
@@ -985,17 +1033,17 @@ impl Node {
         let timestamp = self.next_timestamp();
         let mut all = vec![];
         let mut per_item = vec![];
-        for item in items {
+        for (idx, item) in items.iter().enumerate() {
             let m = self.modification(
                 &item.table,
                 item.statement,
-                &wctx(item, timestamp, now_secs, &self.engine),
+                &wctx(item, timestamp, now_secs, source(idx)),
             )?;
             per_item.push(m.clone());
             all.extend(m);
         }
         if !conditional {
-            self.apply(&all)?;
+            self.apply(&all, consistency, write_type)?;
             return Ok(Outcome::body(ResultBody::Void));
         }
         let mut cas_items = vec![];
@@ -1009,14 +1057,9 @@ impl Node {
                 clustering,
             });
         }
-        let (applied, rows) = crate::cas::check(
-            &self.engine as &dyn crate::data::DataSource,
-            &cas_items,
-            batch.is_some(),
-            now_secs,
-        )?;
+        let (applied, rows) = crate::cas::check(source(0), &cas_items, batch.is_some(), now_secs)?;
         if applied {
-            self.apply(&all)?;
+            self.apply(&all, consistency, write_type)?;
         }
         Ok(Outcome::body(ResultBody::Rows(rows)))
     }
@@ -1131,6 +1174,7 @@ impl Node {
             .map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
         // Prepared statements may name what changed: drivers re-prepare on UNPREPARED.
         self.prepared.write().clear();
+        self.announce_schema();
         for id in dropped_tables {
             self.engine.drop_table(id)?;
         }
@@ -1161,5 +1205,52 @@ fn conditions_of(st: &Statement) -> Conditions {
         Statement::Update(u) => u.conditions.clone(),
         Statement::Delete(d) => d.conditions.clone(),
         _ => Conditions::None,
+    }
+}
+
+impl Node {
+    /// A coordinator-backed reader when the ring has other nodes (system keyspaces stay local).
+    fn reader(
+        &self,
+        keyspace: &str,
+        consistency: u16,
+    ) -> Option<crate::coordinator::CoordinatedRead<'_>> {
+        let cluster = self.cluster()?;
+        if ddl::is_system_keyspace(keyspace) {
+            return None;
+        }
+        Some(crate::coordinator::CoordinatedRead::new(
+            self,
+            cluster,
+            keyspace,
+            consistency,
+        ))
+    }
+}
+
+impl Node {
+    /// Every other node gossip knows in state NORMAL, for system.peers.
+    pub fn peers(&self) -> Vec<system_tables::PeerInfo> {
+        let Some(c) = self.cluster.get() else {
+            return vec![];
+        };
+        c.membership
+            .nodes()
+            .into_iter()
+            .filter(|(s, _)| {
+                s.host_id != c.local_id && s.status == sibyl_cluster::gossip::NodeStatus::Normal
+            })
+            .map(|(s, _)| system_tables::PeerInfo {
+                addr: s.addr,
+                storage_port: s.storage_port,
+                native_port: s.native_port,
+                dc: s.dc,
+                rack: s.rack,
+                host_id: s.host_id,
+                tokens: s.tokens,
+                schema_version: s.schema_version,
+                release_version: s.release_version,
+            })
+            .collect()
     }
 }

@@ -5,6 +5,7 @@
 mod cas;
 mod config;
 mod connection;
+mod coordinator;
 mod data;
 mod ddl;
 mod describe;
@@ -71,6 +72,7 @@ async fn run(config: config::Config) -> node::anyhow_like::Result<()> {
     let started = std::time::Instant::now();
     let addr = SocketAddr::new(config.listen_address, config.native_port);
     let node = tokio::task::block_in_place(|| node::Node::open(config))?;
+    coordinator::start(node.clone()).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -28,6 +28,8 @@ pub struct Node {
     pub vtables: BTreeMap<(String, String), Arc<Table>>,
     pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Membership, messaging and the ring, once started.
+    pub cluster: std::sync::OnceLock<Arc<crate::coordinator::Cluster>>,
     /// Striped locks serializing read-modify-write (LWT, counters) per partition.
     pub partition_locks: Vec<Mutex<()>>,
     last_micros: AtomicI64,
@@ -183,6 +185,7 @@ impl Node {
             vtables: system_tables::definitions(),
             prepared: RwLock::new(HashMap::new()),
             events,
+            cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
             last_micros: AtomicI64::new(0),
         }))
@@ -198,6 +201,50 @@ impl Node {
         schema.version = crate::ddl::content_version(&schema);
         self.store.save(&schema)?;
         *self.schema.write() = Arc::new(schema);
+        Ok(())
+    }
+
+    /// Installs a schema received from another node when it is newer than ours, creating and
+    /// dropping tables in storage to match, and announces what changed to clients.
+    pub fn adopt_schema(&self, incoming: Schema) -> Result<(), crate::error::QueryError> {
+        let _guard = self.ddl_lock.lock();
+        let current = self.schema();
+        if incoming.epoch < current.epoch
+            || (incoming.epoch == current.epoch && incoming.version == current.version)
+        {
+            return Ok(());
+        }
+        for t in incoming.tables() {
+            match current.table(&t.keyspace, &t.name) {
+                Some(old) if old.id == t.id => {
+                    if table_params(old) != table_params(t) {
+                        self.engine.alter_table(t.id, table_params(t))?;
+                    }
+                }
+                _ => self.engine.create_table(t.id, table_params(t))?,
+            }
+        }
+        self.store
+            .save(&incoming)
+            .map_err(|e| crate::error::QueryError::Server(format!("cannot persist schema: {e}")))?;
+        let changes = crate::ddl::diff(&current, &incoming);
+        let dropped: Vec<Uuid> = current
+            .tables()
+            .filter(|t| !incoming.tables().any(|n| n.id == t.id))
+            .map(|t| t.id)
+            .collect();
+        let version = incoming.version;
+        *self.schema.write() = Arc::new(incoming);
+        self.prepared.write().clear();
+        for id in dropped {
+            let _ = self.engine.drop_table(id);
+        }
+        if let Some(c) = self.cluster.get() {
+            c.membership.update_local(&|s| s.schema_version = version);
+        }
+        for ch in changes {
+            let _ = self.events.send(Event::SchemaChange(ch));
+        }
         Ok(())
     }
 
@@ -235,5 +282,6 @@ impl Node {
 
 /// A boxed error for start-up, where any failure ends the process with a message.
 pub mod anyhow_like {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+    pub type Error = Box<dyn std::error::Error + Send + Sync>;
+    pub type Result<T> = std::result::Result<T, Error>;
 }

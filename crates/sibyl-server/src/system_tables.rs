@@ -31,6 +31,20 @@ pub struct LocalInfo {
 
 type Row = Vec<Option<Value>>;
 
+/// Another node of the cluster, as system.peers shows it.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: IpAddr,
+    pub storage_port: u16,
+    pub native_port: u16,
+    pub dc: String,
+    pub rack: String,
+    pub host_id: Uuid,
+    pub tokens: Vec<i64>,
+    pub schema_version: Uuid,
+    pub release_version: String,
+}
+
 fn text(s: &str) -> Option<Value> {
     Some(Value::Text(s.to_string()))
 }
@@ -508,6 +522,7 @@ pub fn rows(
     def: &Table,
     schema: &Schema,
     local: &LocalInfo,
+    peers: &[PeerInfo],
     vtables: &BTreeMap<(String, String), Arc<Table>>,
 ) -> Vec<Row> {
     let tokens = || {
@@ -550,7 +565,35 @@ pub fn rows(
                 ("tokens", tokens()),
             ],
         )],
-        ("system", "peers") | ("system", "peers_v2") => vec![],
+        ("system", "peers") | ("system", "peers_v2") => peers
+            .iter()
+            .map(|p| {
+                row_of(
+                    def,
+                    vec![
+                        ("peer", Some(Value::Inet(p.addr))),
+                        ("peer_port", Some(Value::Int(p.storage_port as i32))),
+                        ("data_center", text(&p.dc)),
+                        ("host_id", Some(Value::Uuid(p.host_id))),
+                        ("rack", text(&p.rack)),
+                        ("release_version", text(&p.release_version)),
+                        ("rpc_address", Some(Value::Inet(p.addr))),
+                        ("native_address", Some(Value::Inet(p.addr))),
+                        ("native_port", Some(Value::Int(p.native_port as i32))),
+                        ("schema_version", Some(Value::Uuid(p.schema_version))),
+                        (
+                            "tokens",
+                            Some(Value::Set(
+                                p.tokens
+                                    .iter()
+                                    .map(|t| Value::Text(t.to_string()))
+                                    .collect(),
+                            )),
+                        ),
+                    ],
+                )
+            })
+            .collect(),
         ("system_schema", "keyspaces") => {
             let mut out: Vec<Row> = system_keyspaces()
                 .into_iter()

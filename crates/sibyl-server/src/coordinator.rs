@@ -1,0 +1,708 @@
+//! The coordinator: any node answers any request by asking the replicas that own the data, at
+//! the request's consistency level. Writes go to every live replica and wait for enough acks;
+//! reads fetch each contacted replica's raw data (tombstones included), merge it by Cassandra's
+//! rules, and repair replicas that were behind. Replica-side handlers serve the same verbs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sibyl_cluster::gossip::{Membership, NodeStatus};
+use sibyl_cluster::messaging::{self, Messaging, MessagingError};
+use sibyl_cluster::ring::{NodeInfo, Replication, TokenRing};
+use sibyl_protocol::consistency as cl;
+use sibyl_storage::model::{Mutation, PartitionKey, PartitionView, Slice, TableId};
+use uuid::Uuid;
+
+use crate::data::DataSource;
+use crate::error::{QueryError, QueryResult};
+use crate::node::Node;
+
+pub const VERB_MUTATION: u16 = 1;
+pub const VERB_READ_RAW: u16 = 2;
+pub const VERB_SCAN: u16 = 3;
+pub const VERB_SCHEMA_PUSH: u16 = 4;
+pub const VERB_SCHEMA_PULL: u16 = 5;
+
+#[derive(Serialize, Deserialize)]
+pub struct ReadRawRequest {
+    pub table: TableId,
+    pub key: PartitionKey,
+    pub slice: Slice,
+    pub now_secs: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ScanRequest {
+    pub table: TableId,
+    pub from: Bound<PartitionKey>,
+    pub to: Bound<i64>,
+    pub slice: Slice,
+    pub max: usize,
+    pub now_secs: i64,
+}
+
+/// Membership, messaging and the ring, shared by every request.
+pub struct Cluster {
+    pub local_id: Uuid,
+    pub local_dc: String,
+    pub membership: Arc<dyn Membership>,
+    pub messaging: Arc<Messaging>,
+    pub ring: RwLock<Arc<TokenRing>>,
+    pub storage_port: u16,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Cluster {
+    /// Rebuilds the ring from the nodes gossip knows in state NORMAL (the local node always).
+    pub fn rebuild_ring(&self) {
+        let mut ring = TokenRing::new();
+        for (state, _alive) in self.membership.nodes() {
+            if state.status != NodeStatus::Normal && state.host_id != self.local_id {
+                continue;
+            }
+            let info = NodeInfo {
+                host_id: state.host_id,
+                addr: state.addr,
+                dc: state.dc.clone(),
+                rack: state.rack.clone(),
+            };
+            ring.add_node(info, &state.tokens);
+        }
+        *self.ring.write() = Arc::new(ring);
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.ring.read().nodes().len()
+    }
+
+    fn addr_of(&self, ring: &TokenRing, id: Uuid) -> Option<SocketAddr> {
+        ring.node(id)
+            .map(|n| SocketAddr::new(n.addr, self.storage_port))
+    }
+
+    fn dc_of(&self, ring: &TokenRing, id: Uuid) -> String {
+        ring.node(id).map(|n| n.dc.clone()).unwrap_or_default()
+    }
+
+    /// Replicas of a token, the local node first, then the local DC.
+    fn replicas(&self, ring: &TokenRing, rep: &Replication, token: i64) -> Vec<Uuid> {
+        let mut r = ring.replicas(rep, token);
+        if r.is_empty() {
+            r.push(self.local_id);
+        }
+        r.sort_by_key(|id| (*id != self.local_id, self.dc_of(ring, *id) != self.local_dc));
+        r
+    }
+}
+
+/// How many replica answers a consistency level needs.
+fn block_for(
+    consistency: u16,
+    rep: &Replication,
+    replicas: &[(Uuid, String)],
+    local_dc: &str,
+) -> usize {
+    let total = replicas.len().max(1);
+    let quorum = |n: usize| n / 2 + 1;
+    let local = replicas.iter().filter(|(_, dc)| dc == local_dc).count();
+    match consistency {
+        cl::ANY | cl::ONE | cl::LOCAL_ONE => 1,
+        cl::TWO => 2,
+        cl::THREE => 3,
+        cl::QUORUM | cl::SERIAL => quorum(rep.total_rf().max(total)),
+        cl::ALL => total,
+        cl::LOCAL_QUORUM | cl::LOCAL_SERIAL => quorum(rep.rf_in_dc(local_dc).max(local).max(1)),
+        // EACH_QUORUM: counted over all DCs together here; per-DC waits come with multi-DC tests.
+        cl::EACH_QUORUM => quorum(total),
+        _ => 1,
+    }
+}
+
+fn unavailable(consistency: u16, required: usize, alive: usize) -> QueryError {
+    QueryError::Unavailable {
+        consistency,
+        required: required as i32,
+        alive: alive as i32,
+    }
+}
+
+impl Node {
+    fn replication_of(&self, keyspace: &str) -> Replication {
+        let schema = self.schema();
+        match schema.keyspaces.get(keyspace) {
+            Some(ks) => {
+                Replication::from_options(&ks.replication).unwrap_or(Replication::Simple { rf: 1 })
+            }
+            None => Replication::Local,
+        }
+    }
+
+    /// Writes mutations to their replicas and waits for the consistency level.
+    pub fn coordinate_write(
+        &self,
+        keyspace: &str,
+        mutations: &[Mutation],
+        consistency: u16,
+        write_type: &str,
+    ) -> QueryResult<()> {
+        let Some(cluster) = self.cluster() else {
+            for m in mutations {
+                self.engine.apply(m)?;
+            }
+            return Ok(());
+        };
+        let rep = self.replication_of(keyspace);
+        if rep == Replication::Local {
+            for m in mutations {
+                self.engine.apply(m)?;
+            }
+            return Ok(());
+        }
+        let ring = cluster.ring.read().clone();
+        // Check availability of every mutation before writing anything.
+        let mut plans = vec![];
+        for m in mutations {
+            let replicas = cluster.replicas(&ring, &rep, m.key.token);
+            let with_dc: Vec<(Uuid, String)> = replicas
+                .iter()
+                .map(|id| (*id, cluster.dc_of(&ring, *id)))
+                .collect();
+            let need = block_for(consistency, &rep, &with_dc, &cluster.local_dc);
+            let alive: Vec<Uuid> = replicas
+                .iter()
+                .copied()
+                .filter(|id| *id == cluster.local_id || cluster.membership.is_alive(*id))
+                .collect();
+            if alive.len() < need && consistency != cl::ANY {
+                return Err(unavailable(consistency, need, alive.len()));
+            }
+            plans.push((m, alive, need));
+        }
+        let write_type = write_type.to_string();
+        let timeout = cluster.write_timeout;
+        let result = cluster.runtime.block_on(async {
+            let mut all = vec![];
+            for (m, alive, need) in plans {
+                let payload = messaging::encode(m);
+                let mut futs: Vec<BoxFut> = vec![];
+                for id in alive {
+                    if id == cluster.local_id {
+                        let r = self.engine.apply(m).map_err(|e| e.to_string());
+                        futs.push(Box::pin(async move { r.map(|_| ()) }) as BoxFut);
+                    } else if let Some(addr) = cluster.addr_of(&ring, id) {
+                        let msg = cluster.messaging.clone();
+                        let payload = payload.clone();
+                        futs.push(Box::pin(async move {
+                            msg.request(addr, VERB_MUTATION, payload, timeout)
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        }));
+                    }
+                }
+                all.push((futs, need));
+            }
+            for (futs, need) in all {
+                let received = wait_for(futs, need, timeout).await;
+                if received < need {
+                    return Err(QueryError::WriteTimeout {
+                        consistency,
+                        received: received as i32,
+                        block_for: need as i32,
+                        write_type: write_type.clone(),
+                    });
+                }
+            }
+            Ok(())
+        });
+        result
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get().filter(|c| c.node_count() > 1)
+    }
+}
+
+type BoxFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Waits until `need` futures succeeded, all finished, or the timeout passed; returns successes.
+async fn wait_for(futs: Vec<BoxFut>, need: usize, timeout: Duration) -> usize {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bool>(futs.len().max(1));
+    let total = futs.len();
+    for f in futs {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let ok = f.await.is_ok();
+            let _ = tx.send(ok).await;
+        });
+    }
+    drop(tx);
+    let mut ok = 0;
+    let mut done = 0;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while ok < need && done < total {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(true)) => {
+                ok += 1;
+                done += 1;
+            }
+            Ok(Some(false)) => done += 1,
+            _ => break,
+        }
+    }
+    ok
+}
+
+/// Reads through the coordinator at a consistency level.
+pub struct CoordinatedRead<'a> {
+    pub node: &'a Node,
+    pub cluster: &'a Arc<Cluster>,
+    pub replication: Replication,
+    pub consistency: u16,
+}
+
+impl<'a> CoordinatedRead<'a> {
+    pub fn new(
+        node: &'a Node,
+        cluster: &'a Arc<Cluster>,
+        keyspace: &str,
+        consistency: u16,
+    ) -> Self {
+        CoordinatedRead {
+            node,
+            cluster,
+            replication: node.replication_of(keyspace),
+            consistency,
+        }
+    }
+}
+
+impl DataSource for CoordinatedRead<'_> {
+    fn read(
+        &self,
+        table: TableId,
+        key: &PartitionKey,
+        slice: &Slice,
+        now_secs: i64,
+    ) -> QueryResult<Option<PartitionView>> {
+        let c = self.cluster;
+        let ring = c.ring.read().clone();
+        let replicas = c.replicas(&ring, &self.replication, key.token);
+        let with_dc: Vec<(Uuid, String)> = replicas
+            .iter()
+            .map(|id| (*id, c.dc_of(&ring, *id)))
+            .collect();
+        let need = block_for(self.consistency, &self.replication, &with_dc, &c.local_dc);
+        let alive: Vec<Uuid> = replicas
+            .iter()
+            .copied()
+            .filter(|id| *id == c.local_id || c.membership.is_alive(*id))
+            .collect();
+        if alive.len() < need {
+            return Err(unavailable(self.consistency, need, alive.len()));
+        }
+        if need == 1 && alive[0] == c.local_id {
+            return Ok(self.node.engine.read(table, key, slice, now_secs)?);
+        }
+        let targets: Vec<Uuid> = alive.into_iter().take(need).collect();
+        let req = ReadRawRequest {
+            table,
+            key: key.clone(),
+            slice: slice.clone(),
+            now_secs,
+        };
+        let payload = messaging::encode(&req);
+        let timeout = c.read_timeout;
+        let consistency = self.consistency;
+        let raws: Vec<(Uuid, Option<Mutation>)> = c.runtime.block_on(async {
+            let mut handles = vec![];
+            for id in &targets {
+                let id = *id;
+                if id == c.local_id {
+                    let r = self
+                        .node
+                        .engine
+                        .read_raw(table, key, slice, now_secs)
+                        .map_err(|e| e.to_string());
+                    handles.push(tokio::spawn(async move { (id, r) }));
+                } else if let Some(addr) = c.addr_of(&ring, id) {
+                    let msg = c.messaging.clone();
+                    let payload = payload.clone();
+                    handles.push(tokio::spawn(async move {
+                        let r = match msg.request(addr, VERB_READ_RAW, payload, timeout).await {
+                            Ok(b) => {
+                                messaging::decode::<Option<Mutation>>(&b).map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                        (id, r)
+                    }));
+                }
+            }
+            let mut out = vec![];
+            for h in handles {
+                if let Ok(Ok((id, Ok(m)))) = tokio::time::timeout(timeout, h).await {
+                    out.push((id, m));
+                }
+            }
+            out
+        });
+        if raws.len() < need {
+            return Err(QueryError::ReadTimeout {
+                consistency,
+                received: raws.len() as i32,
+                block_for: need as i32,
+                data_present: raws.iter().any(|(_, m)| m.is_some()),
+            });
+        }
+        let parts: Vec<Mutation> = raws.iter().filter_map(|(_, m)| m.clone()).collect();
+        if slice.limit.is_some() && !sibyl_storage::is_complete(&parts, slice, now_secs) {
+            // Short read: a replica's deletions hid rows another replica stopped before; ask
+            // again without the limit (Cassandra's short read protection, in its simplest form).
+            let unlimited = Slice {
+                limit: None,
+                ..slice.clone()
+            };
+            return self.read(table, key, &unlimited, now_secs).map(|v| {
+                v.map(|mut v| {
+                    if let Some(l) = slice.limit {
+                        v.rows.truncate(l);
+                    }
+                    v
+                })
+            });
+        }
+        // Read repair: replicas whose data differs from the merge get the merged data.
+        if parts.len() > 1 || (raws.len() > 1 && parts.len() == 1) {
+            if let Some(merged) = sibyl_storage::merge(&parts) {
+                for (id, m) in &raws {
+                    if m.as_ref() != Some(&merged) {
+                        self.repair(*id, &merged, &ring);
+                    }
+                }
+            }
+        }
+        Ok(sibyl_storage::resolve(key, &parts, slice, now_secs))
+    }
+
+    fn scan(
+        &self,
+        table: TableId,
+        from: Bound<PartitionKey>,
+        to: Bound<i64>,
+        slice: &Slice,
+        max: usize,
+        now_secs: i64,
+    ) -> QueryResult<Vec<PartitionView>> {
+        // Every live node scans its own data; a partition is taken from its first live replica.
+        let c = self.cluster;
+        let ring = c.ring.read().clone();
+        let nodes: Vec<Uuid> = ring
+            .nodes()
+            .into_iter()
+            .map(|n| n.host_id)
+            .filter(|id| *id == c.local_id || c.membership.is_alive(*id))
+            .collect();
+        let req = ScanRequest {
+            table,
+            from: from.clone(),
+            to,
+            slice: slice.clone(),
+            max,
+            now_secs,
+        };
+        let payload = messaging::encode(&req);
+        let timeout = c.read_timeout;
+        let results: Vec<(Uuid, Vec<PartitionView>)> = c.runtime.block_on(async {
+            let mut handles = vec![];
+            for id in nodes {
+                if id == c.local_id {
+                    let r = self
+                        .node
+                        .engine
+                        .scan(table, from.clone(), to, slice, max, now_secs)
+                        .unwrap_or_default();
+                    handles.push(tokio::spawn(async move { Some((id, r)) }));
+                } else if let Some(addr) = c.addr_of(&ring, id) {
+                    let msg = c.messaging.clone();
+                    let payload = payload.clone();
+                    handles.push(tokio::spawn(async move {
+                        let b = msg.request(addr, VERB_SCAN, payload, timeout).await.ok()?;
+                        Some((id, messaging::decode::<Vec<PartitionView>>(&b).ok()?))
+                    }));
+                }
+            }
+            let mut out = vec![];
+            for h in handles {
+                if let Ok(Some(r)) = h.await {
+                    out.push(r);
+                }
+            }
+            out
+        });
+        let mut merged: BTreeMap<PartitionKey, PartitionView> = BTreeMap::new();
+        for (from_node, views) in results {
+            for v in views {
+                let first_alive = c
+                    .replicas(&ring, &self.replication, v.key.token)
+                    .into_iter()
+                    .find(|id| *id == c.local_id || c.membership.is_alive(*id));
+                if first_alive == Some(from_node)
+                    || (first_alive.is_none() && !merged.contains_key(&v.key))
+                {
+                    merged.insert(v.key.clone(), v);
+                }
+            }
+        }
+        Ok(merged.into_values().take(max).collect())
+    }
+}
+
+impl CoordinatedRead<'_> {
+    fn repair(&self, id: Uuid, merged: &Mutation, ring: &TokenRing) {
+        let c = self.cluster;
+        if id == c.local_id {
+            let _ = self.node.engine.apply(merged);
+            return;
+        }
+        if let Some(addr) = c.addr_of(ring, id) {
+            let msg = c.messaging.clone();
+            let payload = messaging::encode(merged);
+            let timeout = c.write_timeout;
+            c.runtime.spawn(async move {
+                let _ = msg.request(addr, VERB_MUTATION, payload, timeout).await;
+            });
+        }
+    }
+}
+
+/// Serves internode requests addressed to this node.
+pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes, String> {
+    let err = |e: MessagingError| e.to_string();
+    match verb {
+        VERB_MUTATION => {
+            let m: Mutation = messaging::decode(&payload).map_err(err)?;
+            let node2 = node.clone();
+            tokio::task::spawn_blocking(move || node2.engine.apply(&m))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(Bytes::new())
+        }
+        VERB_READ_RAW => {
+            let r: ReadRawRequest = messaging::decode(&payload).map_err(err)?;
+            let m = node
+                .engine
+                .read_raw(r.table, &r.key, &r.slice, r.now_secs)
+                .map_err(|e| e.to_string())?;
+            Ok(messaging::encode(&m))
+        }
+        VERB_SCAN => {
+            let r: ScanRequest = messaging::decode(&payload).map_err(err)?;
+            let v = node
+                .engine
+                .scan(r.table, r.from, r.to, &r.slice, r.max, r.now_secs)
+                .map_err(|e| e.to_string())?;
+            Ok(messaging::encode(&v))
+        }
+        VERB_SCHEMA_PUSH => {
+            let text: String = messaging::decode(&payload).map_err(err)?;
+            let schema: crate::schema::Schema =
+                serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let node2 = node.clone();
+            tokio::task::spawn_blocking(move || node2.adopt_schema(schema))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(Bytes::new())
+        }
+        VERB_SCHEMA_PULL => {
+            let text = serde_json::to_string(&*node.schema()).map_err(|e| e.to_string())?;
+            Ok(messaging::encode(&text))
+        }
+        other => Err(format!("unknown verb {other}")),
+    }
+}
+
+/// Starts internode messaging and gossip on the storage port, builds the ring and follows
+/// membership: ring rebuilds, TOPOLOGY_CHANGE/STATUS_CHANGE events, and schema pulls from peers
+/// that gossip a different schema version.
+pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Error> {
+    use sibyl_cluster::gossip::{start_gossip, GossipConfig, MembershipEvent, NodeState};
+    use sibyl_protocol::messages::Event;
+    let cfg = &node.config;
+    let listen = SocketAddr::new(cfg.listen_address, cfg.storage_port);
+    let handler_node = node.clone();
+    let handler: sibyl_cluster::messaging::Handler = Arc::new(move |_from, verb, payload| {
+        let n = handler_node.clone();
+        Box::pin(async move { handle(n, verb, payload).await })
+    });
+    let messaging = Messaging::bind(listen, handler).await?;
+    let seeds: Vec<SocketAddr> = if cfg.seeds.is_empty() {
+        vec![listen]
+    } else {
+        cfg.seeds
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, cfg.storage_port))
+            .collect()
+    };
+    let local = NodeState {
+        host_id: node.local.host_id,
+        addr: cfg.listen_address,
+        storage_port: cfg.storage_port,
+        native_port: cfg.native_port,
+        dc: cfg.dc.clone(),
+        rack: cfg.rack.clone(),
+        tokens: node.local.tokens.clone(),
+        status: NodeStatus::Normal,
+        schema_version: node.schema().version,
+        release_version: crate::system_tables::RELEASE_VERSION.to_string(),
+        generation: node.local.gossip_generation as u64,
+    };
+    let membership = start_gossip(
+        GossipConfig::new(cfg.cluster_name.clone(), listen, seeds),
+        local,
+    )
+    .await?;
+    let cluster = Arc::new(Cluster {
+        local_id: node.local.host_id,
+        local_dc: cfg.dc.clone(),
+        membership: membership.clone(),
+        messaging,
+        ring: RwLock::new(Arc::new(TokenRing::new())),
+        storage_port: cfg.storage_port,
+        read_timeout: Duration::from_millis(5000),
+        write_timeout: Duration::from_millis(2000),
+        runtime: tokio::runtime::Handle::current(),
+    });
+    cluster.rebuild_ring();
+    let _ = node.cluster.set(cluster.clone());
+    let mut events = membership.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            cluster.rebuild_ring();
+            let native = |id: Uuid| {
+                cluster
+                    .membership
+                    .nodes()
+                    .into_iter()
+                    .find(|(s, _)| s.host_id == id)
+                    .map(|(s, _)| SocketAddr::new(s.addr, s.native_port))
+            };
+            let client_event = match &ev {
+                MembershipEvent::Joined(s) => Some(Event::TopologyChange {
+                    change: "NEW_NODE".into(),
+                    address: SocketAddr::new(s.addr, s.native_port),
+                }),
+                MembershipEvent::Left(id) => native(*id).map(|a| Event::TopologyChange {
+                    change: "REMOVED_NODE".into(),
+                    address: a,
+                }),
+                MembershipEvent::Up(id) => native(*id).map(|a| Event::StatusChange {
+                    change: "UP".into(),
+                    address: a,
+                }),
+                MembershipEvent::Down(id) => native(*id).map(|a| Event::StatusChange {
+                    change: "DOWN".into(),
+                    address: a,
+                }),
+                MembershipEvent::Changed(_) => None,
+            };
+            if let Some(e) = client_event {
+                let _ = node.events.send(e);
+            }
+            // A peer with another schema version may have a newer schema: pull it.
+            let peer = match &ev {
+                MembershipEvent::Joined(s) | MembershipEvent::Changed(s)
+                    if s.schema_version != node.schema().version =>
+                {
+                    Some(SocketAddr::new(s.addr, s.storage_port))
+                }
+                _ => None,
+            };
+            if let Some(addr) = peer {
+                if let Ok(b) = cluster
+                    .messaging
+                    .request(addr, VERB_SCHEMA_PULL, Bytes::new(), Duration::from_secs(5))
+                    .await
+                {
+                    if let Ok(text) = messaging::decode::<String>(&b) {
+                        if let Ok(schema) = serde_json::from_str::<crate::schema::Schema>(&text) {
+                            let n = node.clone();
+                            let _ =
+                                tokio::task::spawn_blocking(move || n.adopt_schema(schema)).await;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Node {
+    /// Sends the current schema to every live peer (after a schema change on this node) and
+    /// gossips the new version; waits for the peers' acknowledgements up to a few seconds.
+    pub fn announce_schema(&self) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let schema = self.schema();
+        let version = schema.version;
+        cluster
+            .membership
+            .update_local(&|s| s.schema_version = version);
+        let Ok(text) = serde_json::to_string(&*schema) else {
+            return;
+        };
+        let payload = messaging::encode(&text);
+        let peers: Vec<SocketAddr> = cluster
+            .membership
+            .nodes()
+            .into_iter()
+            .filter(|(s, alive)| *alive && s.host_id != cluster.local_id)
+            .map(|(s, _)| SocketAddr::new(s.addr, s.storage_port))
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let msg = cluster.messaging.clone();
+        let fut = async move {
+            let mut hs = vec![];
+            for p in peers {
+                let msg = msg.clone();
+                let payload = payload.clone();
+                hs.push(tokio::spawn(async move {
+                    msg.request(p, VERB_SCHEMA_PUSH, payload, Duration::from_secs(5))
+                        .await
+                }));
+            }
+            for h in hs {
+                let _ = h.await;
+            }
+        };
+        // Called from blocking request threads or from the async runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h)
+                if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                    && tokio::task::try_id().is_some() =>
+            {
+                h.spawn(fut);
+            }
+            _ => cluster.runtime.block_on(fut),
+        }
+    }
+}
