@@ -270,7 +270,12 @@ async fn control_request(
                         }
                     }
                 }
-                if k.eq_ignore_ascii_case("CQL_VERSION") && !v.starts_with('3') {
+                if k.eq_ignore_ascii_case("CQL_VERSION")
+                    && v.split('.')
+                        .next()
+                        .and_then(|m| m.parse::<u32>().ok())
+                        .is_none_or(|m| m < 3)
+                {
                     let err =
                         QueryError::Protocol(format!("Invalid or unsupported CQL version: {v}"));
                     send(error_frame(version, stream, &err))

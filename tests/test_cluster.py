@@ -1,0 +1,115 @@
+"""A 3-node cluster on 127.0.0.1-3 (same ports, own data dirs, like ccm): membership seen by the
+driver, schema agreement, placement equal to the driver's token map, consistency levels with
+Unavailable errors, and a node going down and coming back."""
+import time
+
+import pytest
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
+from cassandra.policies import WhiteListRoundRobinPolicy
+from cassandra.query import SimpleStatement
+
+from sibyl_node import Node, free_port
+
+
+def wait_until(pred, timeout=20.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def three_nodes():
+    native, storage = free_port("127.0.0.1"), free_port("127.0.0.1")
+    nodes = [
+        Node(name=f"c{i}", listen_address=f"127.0.0.{i}", native_port=native, storage_port=storage, seeds="127.0.0.1")
+        for i in (1, 2, 3)
+    ]
+    for n in nodes:
+        n.start()
+    yield nodes
+    for n in nodes:
+        n.cleanup(remove=True)
+
+
+def connect(node, whitelist=None):
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(whitelist or ["127.0.0.1", "127.0.0.2", "127.0.0.3"]))
+    cluster = Cluster([node.listen_address], port=node.native_port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    return cluster, cluster.connect()
+
+
+def test_cluster_membership_schema_and_placement(three_nodes):
+    cluster, s = connect(three_nodes[0])
+    try:
+        wait_until(lambda: len([h for h in cluster.metadata.all_hosts() if h.is_up]) == 3, what="3 hosts up")
+        # Every node's system.peers names the two others (gossip converged).
+        for n in three_nodes:
+            c2, s2 = connect(n, whitelist=[n.listen_address])
+            try:
+                wait_until(lambda: len(s2.execute("SELECT peer FROM system.peers").all()) == 2, what=f"peers of {n.listen_address}")
+            finally:
+                c2.shutdown()
+        s.execute("CREATE KEYSPACE ring WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}")
+        s.execute("CREATE TABLE ring.kv (k int PRIMARY KEY, v int)")
+        assert cluster.control_connection.wait_for_schema_agreement(wait_time=20)
+        ins = s.prepare("INSERT INTO ring.kv (k, v) VALUES (?, ?)")
+        ins.consistency_level = ConsistencyLevel.ALL
+        for k in range(60):
+            s.execute(ins, (k, k * 10))
+        # Every node coordinates reads of every key.
+        for n in three_nodes:
+            c2, s2 = connect(n, whitelist=[n.listen_address])
+            try:
+                q = SimpleStatement("SELECT k, v FROM ring.kv", consistency_level=ConsistencyLevel.ONE)
+                assert sorted((r.k, r.v) for r in s2.execute(q)) == [(k, k * 10) for k in range(60)]
+            finally:
+                c2.shutdown()
+
+        # Take node 3 down: keys it replicates lose ALL but keep ONE; the others keep ALL.
+        three_nodes[2].kill()
+        sel = s.prepare("SELECT v FROM ring.kv WHERE k = ?")
+        probe = next(k for k in range(60) if "127.0.0.3" in {h.address for h in cluster.metadata.get_replicas("ring", k.to_bytes(4, "big", signed=True))})
+
+        def seen_down():
+            sel.consistency_level = ConsistencyLevel.ALL
+            try:
+                s.execute(sel, (probe,))
+                return False
+            except Unavailable:
+                return True
+            except Exception:
+                return False
+
+        wait_until(seen_down, what="node 3 seen down by the coordinators")
+        on_dead, elsewhere = 0, 0
+        for k in range(60):
+            replicas = {h.address for h in cluster.metadata.get_replicas("ring", k.to_bytes(4, "big", signed=True))}
+            assert len(replicas) == 2
+            sel.consistency_level = ConsistencyLevel.ALL
+            if "127.0.0.3" in replicas:
+                on_dead += 1
+                with pytest.raises(Unavailable) as err:
+                    s.execute(sel, (k,))
+                assert err.value.required_replicas == 2 and err.value.alive_replicas == 1
+                sel.consistency_level = ConsistencyLevel.ONE
+                assert s.execute(sel, (k,)).one().v == k * 10
+            else:
+                elsewhere += 1
+                assert s.execute(sel, (k,)).one().v == k * 10
+        assert on_dead > 0 and elsewhere > 0
+
+        three_nodes[2].start()
+        sel.consistency_level = ConsistencyLevel.ALL
+
+        def all_readable():
+            try:
+                return all(s.execute(sel, (k,)).one().v == k * 10 for k in range(60))
+            except Exception:
+                return False
+
+        wait_until(all_readable, timeout=30, what="ALL reads after node 3 restarts")
+    finally:
+        cluster.shutdown()
