@@ -184,13 +184,31 @@ impl Node {
             if alive.len() < need && consistency != cl::ANY {
                 return Err(unavailable(consistency, need, alive.len()));
             }
-            plans.push((m, alive, need));
+            let dead: Vec<Uuid> = replicas
+                .iter()
+                .copied()
+                .filter(|id| !alive.contains(id))
+                .collect();
+            plans.push((m, alive, dead, need));
         }
         let write_type = write_type.to_string();
         let timeout = cluster.write_timeout;
         let result = cluster.runtime.block_on(async {
             let mut all = vec![];
-            for (m, alive, need) in plans {
+            for (m, alive, dead, need) in plans {
+                // Hinted handoff: the coordinator keeps the write for replicas that are down.
+                let mut hinted = 0;
+                for id in dead {
+                    if self.hints.store(id, m).unwrap_or(false) {
+                        hinted += 1;
+                    }
+                }
+                // ANY is satisfied by a stored hint when no replica is alive.
+                let need = if consistency == cl::ANY && hinted > 0 {
+                    need.min(alive.len())
+                } else {
+                    need
+                };
                 let payload = messaging::encode(m);
                 let mut futs: Vec<BoxFut> = vec![];
                 for id in alive {
@@ -585,6 +603,53 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
     });
     cluster.rebuild_ring();
     let _ = node.cluster.set(cluster.clone());
+    // Hint replay: deliver stored writes to replicas that are alive again.
+    {
+        let node = node.clone();
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                for target in node.hints.targets() {
+                    if !cluster.membership.is_alive(target) {
+                        continue;
+                    }
+                    let addr = cluster
+                        .membership
+                        .nodes()
+                        .into_iter()
+                        .find(|(s, _)| s.host_id == target)
+                        .map(|(s, _)| SocketAddr::new(s.addr, s.storage_port));
+                    let Some(addr) = addr else { continue };
+                    let Ok(pending) = node.hints.take(target) else {
+                        continue;
+                    };
+                    let mut delivered = 0;
+                    for m in &pending {
+                        let sent = cluster
+                            .messaging
+                            .request(
+                                addr,
+                                VERB_MUTATION,
+                                messaging::encode(m),
+                                cluster.write_timeout,
+                            )
+                            .await;
+                        if sent.is_err() {
+                            break;
+                        }
+                        delivered += 1;
+                    }
+                    for m in &pending[delivered..] {
+                        let _ = node.hints.store(target, m);
+                    }
+                    if delivered > 0 {
+                        tracing::info!("delivered {delivered} hints to {target}");
+                    }
+                }
+            }
+        });
+    }
     let mut events = membership.subscribe();
     tokio::spawn(async move {
         loop {

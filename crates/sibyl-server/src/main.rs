@@ -11,6 +11,7 @@ mod ddl;
 mod describe;
 mod error;
 mod executor;
+mod hints;
 mod modify;
 mod node;
 mod rows;

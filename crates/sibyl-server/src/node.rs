@@ -28,6 +28,8 @@ pub struct Node {
     pub vtables: BTreeMap<(String, String), Arc<Table>>,
     pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Writes kept for replicas that were down.
+    pub hints: crate::hints::Hints,
     /// Membership, messaging and the ring, once started.
     pub cluster: std::sync::OnceLock<Arc<crate::coordinator::Cluster>>,
     /// Striped locks serializing read-modify-write (LWT, counters) per partition.
@@ -175,6 +177,7 @@ impl Node {
             gossip_generation: generation,
         };
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let hints = crate::hints::Hints::open(config.data_dir.join("hints"))?;
         Ok(Arc::new(Node {
             config,
             local,
@@ -185,6 +188,7 @@ impl Node {
             vtables: system_tables::definitions(),
             prepared: RwLock::new(HashMap::new()),
             events,
+            hints,
             cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
             last_micros: AtomicI64::new(0),
