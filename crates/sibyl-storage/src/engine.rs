@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::cache::BlockCache;
 use crate::codec::{Dec, Enc};
 use crate::commitlog::{self, ClPos, CommitLog};
 use crate::compaction::{self, RateLimiter, Task};
@@ -85,6 +86,8 @@ struct Table {
     /// Commit log entries ending at or before this are already in SSTables (or truncated).
     replay_floor: ClPos,
     dropped: AtomicBool,
+    /// The engine's block cache, shared by all tables.
+    cache: Option<Arc<BlockCache>>,
 }
 
 /// The sources a read merges, captured consistently.
@@ -197,7 +200,12 @@ impl View {
 }
 
 impl Table {
-    fn open(root: &Path, id: TableId, params: TableParams) -> Result<Table> {
+    fn open(
+        root: &Path,
+        id: TableId,
+        params: TableParams,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Table> {
         let tables_dir = root.join("tables");
         fs::create_dir_all(&tables_dir)?;
         let suffix = format!("-{}", id.simple());
@@ -254,7 +262,7 @@ impl Table {
             }
             if let Some(gen) = parse_data_file_name(&name) {
                 max_gen = max_gen.max(gen);
-                sstables.push(Arc::new(SSTable::open(&e.path(), gen)?));
+                sstables.push(Arc::new(SSTable::open(&e.path(), gen, cache.clone())?));
             }
         }
         sstables.sort_by_key(|s| s.gen);
@@ -281,6 +289,7 @@ impl Table {
             compaction_lock: Mutex::new(()),
             replay_floor,
             dropped: AtomicBool::new(false),
+            cache,
         })
     }
 
@@ -306,6 +315,7 @@ struct Inner {
     commitlog: CommitLog,
     tables: RwLock<HashMap<TableId, Arc<Table>>>,
     mem_used: AtomicU64,
+    cache: Option<Arc<BlockCache>>,
     mem_lock: Mutex<()>,
     mem_cv: Condvar,
     flush_signal: Signal,
@@ -347,9 +357,11 @@ impl Engine {
         fs::create_dir_all(dir.join("tables"))?;
         fs::create_dir_all(dir.join("commitlog"))?;
         sync_dir(dir)?;
+        let cache = (options.block_cache_bytes > 0)
+            .then(|| Arc::new(BlockCache::new(options.block_cache_bytes)));
         let mut map = HashMap::new();
         for (id, params) in tables {
-            map.insert(id, Arc::new(Table::open(dir, id, params)?));
+            map.insert(id, Arc::new(Table::open(dir, id, params, cache.clone())?));
         }
         let cl_dir = dir.join("commitlog");
         let min_seg = map
@@ -370,6 +382,7 @@ impl Engine {
             commitlog: cl,
             tables: RwLock::new(map),
             mem_used: AtomicU64::new(0),
+            cache,
             mem_lock: Mutex::new(()),
             mem_cv: Condvar::new(),
             flush_signal: Signal::default(),
@@ -410,7 +423,15 @@ impl Engine {
         if tables.contains_key(&id) {
             return Ok(());
         }
-        tables.insert(id, Arc::new(Table::open(&self.inner.dir, id, params)?));
+        tables.insert(
+            id,
+            Arc::new(Table::open(
+                &self.inner.dir,
+                id,
+                params,
+                self.inner.cache.clone(),
+            )?),
+        );
         Ok(())
     }
 
@@ -844,7 +865,8 @@ impl Inner {
                 gen,
                 params.compression,
                 params.bloom_filter_fp_chance,
-            )?;
+            )?
+            .with_cache(t.cache.clone());
             old.for_each(|k, p| w.add(k, p))?;
             w.finish(pos, 0)
         })();
@@ -1040,12 +1062,15 @@ impl Inner {
                     }
                     if writer.is_none() {
                         let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
-                        writer = Some(SSTableWriter::create(
-                            &t.dir,
-                            gen,
-                            params.compression,
-                            params.bloom_filter_fp_chance,
-                        )?);
+                        writer = Some(
+                            SSTableWriter::create(
+                                &t.dir,
+                                gen,
+                                params.compression,
+                                params.bloom_filter_fp_chance,
+                            )?
+                            .with_cache(t.cache.clone()),
+                        );
                     }
                     let w = writer.as_mut().unwrap();
                     if !started {
@@ -1067,12 +1092,15 @@ impl Inner {
                 }
                 if writer.is_none() {
                     let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
-                    writer = Some(SSTableWriter::create(
-                        &t.dir,
-                        gen,
-                        params.compression,
-                        params.bloom_filter_fp_chance,
-                    )?);
+                    writer = Some(
+                        SSTableWriter::create(
+                            &t.dir,
+                            gen,
+                            params.compression,
+                            params.bloom_filter_fp_chance,
+                        )?
+                        .with_cache(t.cache.clone()),
+                    );
                 }
                 let w = writer.as_mut().unwrap();
                 if !started {

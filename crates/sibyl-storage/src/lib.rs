@@ -1,6 +1,7 @@
 //! The storage engine: commit log, memtables, SSTables, compaction, with Cassandra's cell
 //! semantics. Knows nothing of the network, CQL text or the protocol.
 
+mod cache;
 mod codec;
 mod commitlog;
 mod compaction;

@@ -26,6 +26,10 @@ pub struct EngineOptions {
     pub compaction_throughput_mb_per_sec: u64,
     /// Snapshot a table before dropping or truncating it.
     pub auto_snapshot: bool,
+    /// Capacity of the cache of decompressed SSTable data blocks shared by all tables
+    /// (0 disables it). SSTables are read with positional reads, so the file pages
+    /// themselves live in the OS page cache, outside the process's RSS.
+    pub block_cache_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +40,7 @@ impl Default for EngineOptions {
             memtable_space: 256 * 1024 * 1024,
             compaction_throughput_mb_per_sec: 64,
             auto_snapshot: true,
+            block_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -11,13 +11,15 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::ops::Bound;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use fastbloom::BloomFilter;
-use memmap2::Mmap;
 
+use crate::cache::{next_sstable_id, Block, BlockCache};
 use crate::codec::{Dec, Enc};
 use crate::commitlog::ClPos;
 use crate::error::{Result, StorageError};
@@ -84,6 +86,7 @@ pub struct SSTableWriter {
     index: Vec<IndexEntry>,
     stats: DataStats,
     last_indexed_block: u32,
+    cache: Option<Arc<BlockCache>>,
 }
 
 impl SSTableWriter {
@@ -111,7 +114,14 @@ impl SSTableWriter {
             index: Vec::new(),
             stats: DataStats::default(),
             last_indexed_block: u32::MAX,
+            cache: None,
         })
+    }
+
+    /// The block cache the finished SSTable reads through.
+    pub fn with_cache(mut self, cache: Option<Arc<BlockCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     pub fn bytes_written(&self) -> u64 {
@@ -311,7 +321,7 @@ impl SSTableWriter {
         let path = self.dir.join(data_file_name(self.gen));
         fs::rename(&self.tmp, &path)?;
         sync_dir(&self.dir)?;
-        SSTable::open(&path, self.gen).map(Some)
+        SSTable::open(&path, self.gen, self.cache).map(Some)
     }
 }
 
@@ -351,8 +361,14 @@ pub struct SSTable {
     pub gen: u64,
     pub path: PathBuf,
     pub size: u64,
-    mmap: Mmap,
+    /// Read with positional reads: file pages stay in the OS page cache, not in our RSS.
+    file: File,
+    /// Unique instance id (block cache key).
+    id: u64,
+    cache: Option<Arc<BlockCache>>,
     blocks: Vec<u64>,
+    /// Offset of the first meta block (end of the last data block).
+    data_end: u64,
     pub index: Vec<IndexEntry>,
     bloom: BloomFilter,
     pub stats: SSTableStats,
@@ -367,6 +383,9 @@ impl std::fmt::Debug for SSTable {
 
 impl Drop for SSTable {
     fn drop(&mut self) {
+        if let Some(c) = &self.cache {
+            c.evict_sstable(self.id);
+        }
         if self.obsolete.load(Ordering::Acquire) {
             if let Err(e) = fs::remove_file(&self.path).or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -394,21 +413,24 @@ enum Record {
 
 struct Cursor {
     block: usize,
-    data: Vec<u8>,
+    data: Block,
     pos: usize,
+    /// Read through the block cache (point reads) or around it (scans).
+    cached: bool,
 }
 
 impl Cursor {
-    fn new(sst: &SSTable, block: usize, offset: usize) -> Result<Cursor> {
+    fn new(sst: &SSTable, block: usize, offset: usize, cached: bool) -> Result<Cursor> {
         let data = if block < sst.blocks.len() {
-            sst.read_block(sst.blocks[block])?
+            sst.data_block(block, cached)?
         } else {
-            Vec::new()
+            Block::default()
         };
         Ok(Cursor {
             block,
             data,
             pos: offset,
+            cached,
         })
     }
 
@@ -422,7 +444,7 @@ impl Cursor {
             if self.block >= sst.blocks.len() {
                 return Ok(None);
             }
-            self.data = sst.read_block(sst.blocks[self.block])?;
+            self.data = sst.data_block(self.block, self.cached)?;
             self.pos = 0;
         }
         let mut d = Dec {
@@ -448,15 +470,21 @@ impl Cursor {
 }
 
 impl SSTable {
-    pub fn open(path: &Path, gen: u64) -> Result<SSTable> {
+    pub fn open(path: &Path, gen: u64, cache: Option<Arc<BlockCache>>) -> Result<SSTable> {
         let file = File::open(path)?;
-        // SAFETY: SSTable files are immutable once renamed into place and never truncated.
-        let mmap = unsafe { Mmap::map(&file)? };
+        let len = file.metadata()?.len();
         let corrupt = |m: &str| StorageError::Corrupt(format!("{}: {m}", path.display()));
-        if mmap.len() < 12 + FOOTER || &mmap[..8] != MAGIC {
+        if len < (12 + FOOTER) as u64 {
             return Err(corrupt("bad header"));
         }
-        let f = &mmap[mmap.len() - FOOTER..];
+        let mut head = [0u8; 8];
+        file.read_exact_at(&mut head, 0)?;
+        if &head != MAGIC {
+            return Err(corrupt("bad header"));
+        }
+        let mut footer = [0u8; FOOTER];
+        file.read_exact_at(&mut footer, len - FOOTER as u64)?;
+        let f = &footer[..];
         if &f[FOOTER - 8..] != MAGIC {
             return Err(corrupt("bad footer magic"));
         }
@@ -475,9 +503,12 @@ impl SSTable {
         let mut sst = SSTable {
             gen,
             path: path.to_path_buf(),
-            size: mmap.len() as u64,
-            mmap,
+            size: len,
+            file,
+            id: next_sstable_id(),
+            cache,
             blocks: Vec::new(),
+            data_end: off(0),
             index: Vec::new(),
             bloom: BloomFilter::with_num_bits(64).hashes(1),
             stats: SSTableStats {
@@ -490,7 +521,7 @@ impl SSTable {
             },
             obsolete: AtomicBool::new(false),
         };
-        let raw = sst.read_block(off(0))?;
+        let raw = sst.read_block(None, off(0))?;
         let mut d = Dec::new(&raw);
         let n = d.var()? as usize;
         let mut prev = 0u64;
@@ -499,7 +530,7 @@ impl SSTable {
             prev += d.var()?;
             blocks.push(prev);
         }
-        let raw = sst.read_block(off(1))?;
+        let raw = sst.read_block(None, off(1))?;
         let mut d = Dec::new(&raw);
         let n = d.var()? as usize;
         let mut index = Vec::with_capacity(n);
@@ -519,7 +550,7 @@ impl SSTable {
                 row_index,
             });
         }
-        let raw = sst.read_block(off(2))?;
+        let raw = sst.read_block(None, off(2))?;
         let mut d = Dec::new(&raw);
         let hashes = d.u32()?;
         let n = d.var()? as usize;
@@ -533,7 +564,7 @@ impl SSTable {
         let bloom = BloomFilter::from_vec(words)
             .seed(&BLOOM_SEED)
             .hashes(hashes);
-        let raw = sst.read_block(off(3))?;
+        let raw = sst.read_block(None, off(3))?;
         let stats = decode_stats(&mut Dec::new(&raw))?;
         sst.blocks = blocks;
         sst.index = index;
@@ -542,27 +573,67 @@ impl SSTable {
         Ok(sst)
     }
 
-    fn read_block(&self, off: u64) -> Result<Vec<u8>> {
+    /// Data block `i`, from the block cache if `cached` and present (then also cached).
+    fn data_block(&self, i: usize, cached: bool) -> Result<Block> {
+        let off = self.blocks[i];
+        let cache = if cached { self.cache.as_ref() } else { None };
+        if let Some(c) = cache {
+            if let Some(b) = c.get(self.id, off) {
+                return Ok(b);
+            }
+        }
+        let end = self.blocks.get(i + 1).copied().unwrap_or(self.data_end);
+        let b = Arc::new(self.read_block(end.checked_sub(off), off)?);
+        if let Some(c) = cache {
+            c.insert(self.id, off, b.clone());
+        }
+        Ok(b)
+    }
+
+    /// Reads, checks and decompresses the block at `off`; `len` is its total length (header
+    /// included) when known, saving a read.
+    fn read_block(&self, len: Option<u64>, off: u64) -> Result<Vec<u8>> {
         let corrupt =
             |m: &str| StorageError::Corrupt(format!("{} block at {off}: {m}", self.path.display()));
-        let off = off as usize;
-        if off + BLOCK_HEADER > self.mmap.len() {
+        let size = self.size;
+        if off + BLOCK_HEADER as u64 > size {
             return Err(corrupt("out of bounds"));
         }
-        let h = &self.mmap[off..off + BLOCK_HEADER];
+        let mut buf;
+        match len {
+            Some(l) if l >= BLOCK_HEADER as u64 && off + l <= size => {
+                buf = vec![0u8; l as usize];
+                self.file.read_exact_at(&mut buf, off)?;
+            }
+            _ => {
+                buf = vec![0u8; BLOCK_HEADER];
+                self.file.read_exact_at(&mut buf, off)?;
+            }
+        }
+        let h = &buf[..BLOCK_HEADER];
         let stored_len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
         let raw_len = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+        let codec = h[8];
         let crc = u32::from_le_bytes(h[9..13].try_into().unwrap());
-        let start = off + BLOCK_HEADER;
-        if start + stored_len > self.mmap.len() {
+        if off + (BLOCK_HEADER + stored_len) as u64 > size {
             return Err(corrupt("out of bounds"));
         }
-        let stored = &self.mmap[start..start + stored_len];
+        if buf.len() < BLOCK_HEADER + stored_len {
+            let have = buf.len();
+            buf.resize(BLOCK_HEADER + stored_len, 0);
+            self.file
+                .read_exact_at(&mut buf[have..], off + have as u64)?;
+        }
+        let stored = &buf[BLOCK_HEADER..BLOCK_HEADER + stored_len];
         if crc32c::crc32c(stored) != crc {
             return Err(corrupt("checksum mismatch"));
         }
-        match h[8] {
-            0 => Ok(stored.to_vec()),
+        match codec {
+            0 => {
+                buf.truncate(BLOCK_HEADER + stored_len);
+                buf.drain(..BLOCK_HEADER);
+                Ok(buf)
+            }
             1 => lz4_flex::block::decompress(stored, raw_len).map_err(|e| corrupt(&e.to_string())),
             c => Err(corrupt(&format!("unknown codec {c}"))),
         }
@@ -608,7 +679,7 @@ impl SSTable {
             return Ok(None);
         };
         let ie = &self.index[i];
-        let mut cur = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+        let mut cur = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
         let mut p = PartitionData::default();
         match cur.next(self)? {
             Some(Record::Start(k, del, rts, st)) if &k == key => {
@@ -643,10 +714,10 @@ impl SSTable {
                         .partition_point(|(c, _, _)| c <= b)
                         .saturating_sub(1);
                     let (_, blk, off) = &ie.row_index[entry];
-                    Cursor::new(self, *blk as usize, *off as usize)?
+                    Cursor::new(self, *blk as usize, *off as usize, true)?
                 }
                 _ => {
-                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
                     c.next(self)?; // the partition start record
                     c
                 }
@@ -707,12 +778,15 @@ impl SSTable {
             };
             for &(g, _) in groups.iter().rev() {
                 let (mut cur, whole) = if ie.row_index.is_empty() {
-                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize)?;
+                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
                     c.next(self)?;
                     (c, true)
                 } else {
                     let (_, blk, off) = &ie.row_index[g];
-                    (Cursor::new(self, *blk as usize, *off as usize)?, false)
+                    (
+                        Cursor::new(self, *blk as usize, *off as usize, true)?,
+                        false,
+                    )
                 };
                 let mut rows = Vec::new();
                 loop {
@@ -751,7 +825,7 @@ impl SSTable {
     pub fn scanner(&self) -> Result<Scanner<'_>> {
         Ok(Scanner {
             sst: self,
-            cur: Cursor::new(self, 0, 0)?,
+            cur: Cursor::new(self, 0, 0, false)?,
         })
     }
 }

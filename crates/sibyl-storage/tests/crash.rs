@@ -25,6 +25,7 @@ fn options() -> EngineOptions {
         memtable_space: 2 * 1024 * 1024,
         compaction_throughput_mb_per_sec: 0,
         auto_snapshot: true,
+        block_cache_bytes: 1 << 20,
     }
 }
 
