@@ -125,3 +125,16 @@ def test_cluster_membership_schema_and_placement(three_nodes):
         assert all(s.execute(sel, (k,)).one().v == k * 10 + 1 for k in range(60))
     finally:
         cluster.shutdown()
+
+
+def test_nts_replication_factor_expands_to_datacenters(three_nodes):
+    cluster, s = connect(three_nodes[0])
+    try:
+        rs = s.execute("CREATE KEYSPACE nts WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 3}")
+        assert not rs.response_future.warnings
+        row = s.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = 'nts'").one()
+        assert dict(row.replication) == {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "datacenter1": "3"}
+        rs = s.execute("CREATE KEYSPACE nts4 WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 4}")
+        assert any("higher than the number of nodes 3 for datacenter datacenter1" in w for w in rs.response_future.warnings or [])
+    finally:
+        cluster.shutdown()

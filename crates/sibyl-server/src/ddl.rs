@@ -139,32 +139,48 @@ fn validate_rf(v: &str) -> QueryResult<()> {
 fn rf_warnings(
     ks: &str,
     replication: &BTreeMap<String, String>,
-    nodes: usize,
-    dc: &str,
+    view: &ClusterView,
 ) -> Vec<String> {
+    let total: usize = view.nodes_per_dc.values().sum();
     let mut w = vec![];
     for (k, v) in replication {
         if k == "class" {
             continue;
         }
         let rf: usize = v.split('/').next().unwrap_or(v).trim().parse().unwrap_or(0);
-        if rf > nodes {
-            if k == "replication_factor" {
-                w.push(format!("Your replication factor {rf} for keyspace {ks} is higher than the number of nodes {nodes}"));
-            } else {
-                let in_dc = if k == dc { nodes } else { 0 };
-                if rf > in_dc {
-                    w.push(format!("Your replication factor {rf} for keyspace {ks} is higher than the number of nodes {in_dc} for datacenter {k}"));
-                }
+        if k == "replication_factor" {
+            if rf > total {
+                w.push(format!("Your replication factor {rf} for keyspace {ks} is higher than the number of nodes {total}"));
+            }
+        } else {
+            let in_dc = view.nodes_per_dc.get(k).copied().unwrap_or(0);
+            if rf > in_dc {
+                w.push(format!("Your replication factor {rf} for keyspace {ks} is higher than the number of nodes {in_dc} for datacenter {k}"));
             }
         }
     }
     w
 }
 
-pub struct ClusterView<'a> {
-    pub nodes: usize,
-    pub local_dc: &'a str,
+/// NetworkTopologyStrategy's `replication_factor` is a default for every known data center
+/// not named explicitly, expanded when the keyspace is created or altered (as Cassandra 4+ does).
+fn expand_nts(replication: &mut BTreeMap<String, String>, view: &ClusterView) {
+    if !replication
+        .get("class")
+        .is_some_and(|c| c.ends_with("NetworkTopologyStrategy"))
+    {
+        return;
+    }
+    if let Some(rf) = replication.remove("replication_factor") {
+        for dc in view.nodes_per_dc.keys() {
+            replication.entry(dc.clone()).or_insert_with(|| rf.clone());
+        }
+    }
+}
+
+/// What schema statements need to know of the cluster: the nodes in each data center.
+pub struct ClusterView {
+    pub nodes_per_dc: BTreeMap<String, usize>,
 }
 
 pub fn create_keyspace(
@@ -183,8 +199,9 @@ pub fn create_keyspace(
         });
     }
     validate_name(&st.name, "Keyspace")?;
-    let (replication, durable_writes) = keyspace_options(&st.options, None)?;
-    let warnings = rf_warnings(&st.name, &replication, view.nodes, view.local_dc);
+    let (mut replication, durable_writes) = keyspace_options(&st.options, None)?;
+    expand_nts(&mut replication, view);
+    let warnings = rf_warnings(&st.name, &replication, view);
     let mut s = schema.clone();
     s.keyspaces.insert(
         st.name.clone(),
@@ -254,8 +271,9 @@ pub fn alter_keyspace(
         }
         return invalid(format!("Keyspace '{name}' does not exist"));
     };
-    let (replication, durable_writes) = keyspace_options(options, Some(ks))?;
-    let warnings = rf_warnings(name, &replication, view.nodes, view.local_dc);
+    let (mut replication, durable_writes) = keyspace_options(options, Some(ks))?;
+    expand_nts(&mut replication, view);
+    let warnings = rf_warnings(name, &replication, view);
     let mut s = schema.clone();
     let mut k = (**ks).clone();
     k.replication = replication;

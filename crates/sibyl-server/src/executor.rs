@@ -1090,10 +1090,7 @@ impl Node {
     fn schema_statement(&self, st: &Statement, keyspace: Option<&str>) -> QueryResult<Outcome> {
         let _guard = self.ddl_lock.lock();
         let schema = self.schema();
-        let view = ClusterView {
-            nodes: 1,
-            local_dc: &self.config.dc,
-        };
+        let view = self.cluster_view();
         let now = self.next_timestamp();
         let mut dropped_tables = vec![];
         let outcome: DdlOutcome = match st {
@@ -1252,5 +1249,27 @@ impl Node {
                 release_version: s.release_version,
             })
             .collect()
+    }
+}
+
+impl Node {
+    /// Nodes per data center: gossip's view, or this node alone.
+    fn cluster_view(&self) -> ClusterView {
+        let mut nodes_per_dc = std::collections::BTreeMap::new();
+        match self.cluster.get() {
+            Some(c) => {
+                for (s, _) in c.membership.nodes() {
+                    if s.status == sibyl_cluster::gossip::NodeStatus::Normal
+                        || s.host_id == c.local_id
+                    {
+                        *nodes_per_dc.entry(s.dc).or_insert(0) += 1;
+                    }
+                }
+            }
+            None => {
+                nodes_per_dc.insert(self.config.dc.clone(), 1);
+            }
+        }
+        ClusterView { nodes_per_dc }
     }
 }
