@@ -7,7 +7,7 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use crate::model::PartitionKey;
-use crate::partition::PartitionData;
+use crate::partition::{btree_bytes, PartitionData, RowData};
 
 pub struct Memtable {
     map: SkipMap<PartitionKey, Mutex<PartitionData>>,
@@ -33,7 +33,14 @@ impl Memtable {
             .fetch_min(st.min_timestamp, Ordering::Relaxed);
         let mut added = data.estimated_size() as u64;
         let entry = self.map.get_or_insert_with(key.clone(), || {
-            added += key.key.len() as u64 + 64;
+            // Skip-list node: key, value, tower of links, allocator overhead; the key bytes;
+            // the first node of the rows map (allocated at full capacity).
+            added += (btree_bytes::<RowData>(1)
+                + std::mem::size_of::<PartitionKey>()
+                + std::mem::size_of::<Mutex<PartitionData>>()
+                + 96
+                + key.key.len().next_multiple_of(16)
+                + 48) as u64;
             Mutex::new(PartitionData::default())
         });
         entry.value().lock().merge(data);
@@ -85,5 +92,88 @@ impl Memtable {
             f(e.key(), &e.value().lock())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell as StdCell;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::model::{Cell, LivenessInfo};
+    use crate::partition::ColData;
+
+    /// Counts the bytes allocated (net) by the current thread.
+    struct Counting;
+    thread_local! {
+        static NET: StdCell<isize> = const { StdCell::new(0) };
+    }
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            let _ = NET.try_with(|n| n.set(n.get() + l.size() as isize));
+            System.alloc(l)
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            let _ = NET.try_with(|n| n.set(n.get() - l.size() as isize));
+            System.dealloc(p, l)
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            let _ = NET.try_with(|n| n.set(n.get() + new as isize - l.size() as isize));
+            System.realloc(p, l, new)
+        }
+    }
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    fn row(value: usize) -> RowData {
+        let mut r = RowData {
+            liveness: Some(LivenessInfo {
+                timestamp: 1,
+                ttl: 0,
+                expires_at: 0,
+            }),
+            ..Default::default()
+        };
+        r.columns.insert(
+            Bytes::from_static(b"v"),
+            ColData::Simple(Cell {
+                timestamp: 1,
+                value: Some(Bytes::from(vec![7u8; value])),
+                ttl: 0,
+                local_deletion_time: 0,
+            }),
+        );
+        r
+    }
+
+    /// The accounted size covers the heap really used (bytes requested from the allocator;
+    /// malloc's own headers are what the estimate's per-allocation overhead is for).
+    #[test]
+    fn accounting_covers_real_heap() {
+        for (value, rows_per_partition) in [(1000, 100), (10, 100), (1000, 1), (0, 7)] {
+            let before = NET.with(|n| n.get());
+            let m = Memtable::default();
+            for i in 0..20_000u64 {
+                let pk = i / rows_per_partition;
+                let key = PartitionKey {
+                    token: pk as i64,
+                    key: Bytes::from(pk.to_be_bytes().to_vec()),
+                };
+                let mut p = PartitionData::default();
+                p.rows
+                    .insert(Bytes::from(i.to_be_bytes().to_vec()), row(value));
+                m.apply(&key, p);
+            }
+            let used = (NET.with(|n| n.get()) - before) as u64;
+            let counted = m.size();
+            assert!(
+                counted >= used && counted < used * 2,
+                "value {value} B, {rows_per_partition} rows/partition: counted {counted}, heap {used}"
+            );
+            drop(m);
+        }
     }
 }

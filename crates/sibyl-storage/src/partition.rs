@@ -130,6 +130,37 @@ pub enum ColData {
     },
 }
 
+/// Per-allocation overhead of the allocator (header and rounding), counted conservatively.
+const MALLOC_OVERHEAD: usize = 16;
+/// Entries of a `BTreeMap` node (std's B = 6).
+const BTREE_CAPACITY: usize = 11;
+
+/// Heap of a `BTreeMap<Bytes, V>` of `len` entries: one leaf allocated at full capacity
+/// while it fits, else nodes taken as half full (plus internal nodes, small).
+pub(crate) fn btree_bytes<V>(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let node = 16
+        + BTREE_CAPACITY * (std::mem::size_of::<Bytes>() + std::mem::size_of::<V>())
+        + MALLOC_OVERHEAD;
+    let nodes = if len <= BTREE_CAPACITY {
+        1
+    } else {
+        (2 * len).div_ceil(BTREE_CAPACITY) + 1
+    };
+    nodes * node
+}
+
+/// Heap behind a `Bytes`: its payload (rounded up by the allocator) and a shared header.
+fn bytes_heap(b: &Bytes) -> usize {
+    if b.is_empty() {
+        0
+    } else {
+        b.len().next_multiple_of(16) + MALLOC_OVERHEAD + 32
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowData {
     pub liveness: Option<LivenessInfo>,
@@ -292,16 +323,18 @@ impl RowData {
         self.liveness.is_none() && self.deletion.is_none() && self.columns.is_empty()
     }
 
+    /// Conservative estimate of the heap this row uses (memtable accounting): B-tree nodes
+    /// at their allocated capacity, `Bytes` payloads and shared headers, allocator overhead.
     pub fn estimated_size(&self) -> usize {
-        // Generous per-node overheads: B-tree nodes, `Bytes` headers and their heap blocks.
-        let mut s = 160;
+        let mut s = btree_bytes::<ColData>(self.columns.len());
         for (n, c) in &self.columns {
-            s += n.len() + 112;
+            s += bytes_heap(n);
             match c {
-                ColData::Simple(c) => s += c.value.as_ref().map_or(0, |v| v.len()),
+                ColData::Simple(c) => s += c.value.as_ref().map_or(0, bytes_heap),
                 ColData::Complex { cells, .. } => {
+                    s += btree_bytes::<Cell>(cells.len());
                     for (p, c) in cells {
-                        s += p.len() + 112 + c.value.as_ref().map_or(0, |v| v.len());
+                        s += bytes_heap(p) + c.value.as_ref().map_or(0, bytes_heap);
                     }
                 }
             }
@@ -585,13 +618,20 @@ impl PartitionData {
         (p, cut)
     }
 
+    /// Conservative estimate of the heap this partition's data uses (see
+    /// `RowData::estimated_size`); the rows map is charged as if nodes were half full, which
+    /// also covers merging many single-row mutations into one partition.
     pub fn estimated_size(&self) -> usize {
-        let mut s = 200 + self.range_tombstones.len() * 128;
+        let mut s = 64
+            + self.range_tombstones.len()
+                * (std::mem::size_of::<RangeTombstone>() + 2 * (MALLOC_OVERHEAD + 32));
         if let Some(r) = &self.static_row {
-            s += r.estimated_size();
+            s += std::mem::size_of::<RowData>() + r.estimated_size();
         }
         for (c, r) in &self.rows {
-            s += c.len() + r.estimated_size();
+            s += bytes_heap(c)
+                + 2 * (std::mem::size_of::<Bytes>() + std::mem::size_of::<RowData>())
+                + r.estimated_size();
         }
         s
     }
