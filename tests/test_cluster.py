@@ -138,3 +138,37 @@ def test_nts_replication_factor_expands_to_datacenters(three_nodes):
         assert any("higher than the number of nodes 3 for datacenter datacenter1" in w for w in rs.response_future.warnings or [])
     finally:
         cluster.shutdown()
+
+
+def test_bootstrap_streams_ranges_to_a_new_node(three_nodes):
+    cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
+    fourth = None
+    try:
+        s.execute("CREATE KEYSPACE boot WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+        s.execute("CREATE TABLE boot.kv (k int PRIMARY KEY, v text)")
+        assert cluster.control_connection.wait_for_schema_agreement(wait_time=20)
+        ins = s.prepare("INSERT INTO boot.kv (k, v) VALUES (?, ?)")
+        ins.consistency_level = ConsistencyLevel.ALL
+        for k in range(300):
+            s.execute(ins, (k, f"v{k}"))
+        n1 = three_nodes[0]
+        fourth = Node(name="c4", listen_address="127.0.0.4", native_port=n1.native_port, storage_port=n1.storage_port, seeds="127.0.0.1")
+        fourth.start()
+        wait_until(lambda: len(s.execute("SELECT peer FROM system.peers").all()) == 3, what="node 4 in node 1's peers")
+        # RF 1: keys now owned by node 4 are readable only if it streamed them when joining.
+        sel = s.prepare("SELECT v FROM boot.kv WHERE k = ?")
+        sel.consistency_level = ConsistencyLevel.ONE
+        owned = 0
+        for k in range(300):
+            row = s.execute(sel, (k,)).one()
+            assert row is not None and row.v == f"v{k}", k
+        c4, s4 = connect(fourth, whitelist=["127.0.0.4"])
+        try:
+            owned = len(s4.execute("SELECT k FROM boot.kv").all())
+        finally:
+            c4.shutdown()
+        assert owned == 300
+    finally:
+        cluster.shutdown()
+        if fourth is not None:
+            fourth.cleanup(remove=True)

@@ -564,6 +564,11 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         Box::pin(async move { handle(n, verb, payload).await })
     });
     let messaging = Messaging::bind(listen, handler).await?;
+    // A new node joining an existing cluster streams its ranges before it serves them.
+    let joining = node
+        .needs_bootstrap
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && cfg.seeds.iter().any(|s| *s != cfg.listen_address);
     let seeds: Vec<SocketAddr> = if cfg.seeds.is_empty() {
         vec![listen]
     } else {
@@ -580,7 +585,11 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         dc: cfg.dc.clone(),
         rack: cfg.rack.clone(),
         tokens: node.local.tokens.clone(),
-        status: NodeStatus::Normal,
+        status: if joining {
+            NodeStatus::Joining
+        } else {
+            NodeStatus::Normal
+        },
         schema_version: node.schema().version,
         release_version: crate::system_tables::RELEASE_VERSION.to_string(),
         generation: node.local.gossip_generation as u64,
@@ -603,6 +612,15 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
     });
     cluster.rebuild_ring();
     let _ = node.cluster.set(cluster.clone());
+    if joining {
+        bootstrap(&node, &cluster).await;
+    }
+    if node
+        .needs_bootstrap
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        node.mark_bootstrapped()?;
+    }
     // Hint replay: deliver stored writes to replicas that are alive again.
     {
         let node = node.clone();
@@ -770,4 +788,169 @@ impl Node {
             _ => cluster.runtime.block_on(fut),
         }
     }
+}
+
+/// Turns a replica's live view of a partition back into a mutation (for streaming).
+fn view_to_mutation(table: TableId, v: PartitionView) -> Mutation {
+    use sibyl_storage::model::{Cell, ColumnData, ColumnView, RowUpdate, RowView};
+    let cell = |c: sibyl_storage::model::LiveCell| Cell {
+        timestamp: c.timestamp,
+        value: Some(c.value),
+        ttl: c.ttl,
+        local_deletion_time: if c.ttl > 0 { c.expires_at } else { 0 },
+    };
+    let row = |r: RowView| RowUpdate {
+        clustering: r.clustering,
+        liveness: r.liveness,
+        deletion: None,
+        columns: r
+            .columns
+            .into_iter()
+            .map(|(name, col)| match col {
+                ColumnView::Simple(c) => ColumnData::Simple {
+                    column: name,
+                    cell: cell(c),
+                },
+                ColumnView::Complex(elems) => ColumnData::Complex {
+                    column: name,
+                    complex_deletion: None,
+                    cells: elems.into_iter().map(|(p, c)| (p, cell(c))).collect(),
+                },
+            })
+            .collect(),
+    };
+    Mutation {
+        table,
+        key: v.key,
+        partition_deletion: None,
+        range_tombstones: vec![],
+        static_row: v.static_row.map(row),
+        rows: v.rows.into_iter().map(row).collect(),
+    }
+}
+
+/// Bootstrap: learn the schema, stream the ranges this node will own from their current
+/// replicas, become NORMAL, then stream once more to catch writes made meanwhile.
+async fn bootstrap(node: &Arc<Node>, cluster: &Arc<Cluster>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let peer = loop {
+        let p = cluster.membership.nodes().into_iter().find(|(s, alive)| {
+            *alive && s.host_id != cluster.local_id && s.status == NodeStatus::Normal
+        });
+        if let Some((s, _)) = p {
+            break Some(SocketAddr::new(s.addr, s.storage_port));
+        }
+        if tokio::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let Some(peer) = peer else {
+        tracing::info!("no live node to bootstrap from: starting as the first node");
+        cluster
+            .membership
+            .update_local(&|s| s.status = NodeStatus::Normal);
+        return;
+    };
+    if let Ok(b) = cluster
+        .messaging
+        .request(
+            peer,
+            VERB_SCHEMA_PULL,
+            Bytes::new(),
+            Duration::from_secs(10),
+        )
+        .await
+    {
+        if let Ok(text) = messaging::decode::<String>(&b) {
+            if let Ok(schema) = serde_json::from_str::<crate::schema::Schema>(&text) {
+                let n = node.clone();
+                let _ = tokio::task::spawn_blocking(move || n.adopt_schema(schema)).await;
+            }
+        }
+    }
+    let streamed = stream_ranges(node, cluster).await;
+    tracing::info!("bootstrap streamed {streamed} partitions; joining the ring");
+    cluster
+        .membership
+        .update_local(&|s| s.status = NodeStatus::Normal);
+    cluster.rebuild_ring();
+    // Writes that reached only the previous replicas while streaming ran.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = stream_ranges(node, cluster).await;
+    tracing::info!("bootstrap catch-up streamed {again} partitions");
+}
+
+/// Copies every partition in the ranges this node owns from the first live other replica.
+async fn stream_ranges(node: &Arc<Node>, cluster: &Arc<Cluster>) -> usize {
+    let schema = node.schema();
+    let full = cluster.ring.read().clone();
+    let mut without_me = (*full).clone();
+    without_me.remove_node(cluster.local_id);
+    let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
+    let mut count = 0;
+    for table in schema.tables() {
+        let rep = node.replication_of(&table.keyspace);
+        for (start, end) in full.ranges_for(&rep, cluster.local_id) {
+            let pieces: Vec<(i64, i64)> = if start < end {
+                vec![(start, end)]
+            } else {
+                vec![(start, i64::MAX), (i64::MIN, end)]
+            };
+            for (lo, hi) in pieces {
+                let source = without_me
+                    .replicas(&rep, hi)
+                    .into_iter()
+                    .find(|id| cluster.membership.is_alive(*id));
+                let Some(addr) = source.and_then(|id| cluster.addr_of(&without_me, id)) else {
+                    continue;
+                };
+                let mut from = if lo == i64::MIN {
+                    Bound::Unbounded
+                } else {
+                    Bound::Included(PartitionKey {
+                        token: lo.saturating_add(1),
+                        key: Bytes::new(),
+                    })
+                };
+                loop {
+                    let req = ScanRequest {
+                        table: table.id,
+                        from: from.clone(),
+                        to: Bound::Included(hi),
+                        slice: Slice::all(),
+                        max: 256,
+                        now_secs,
+                    };
+                    let Ok(b) = cluster
+                        .messaging
+                        .request(
+                            addr,
+                            VERB_SCAN,
+                            messaging::encode(&req),
+                            Duration::from_secs(30),
+                        )
+                        .await
+                    else {
+                        break;
+                    };
+                    let Ok(views) = messaging::decode::<Vec<PartitionView>>(&b) else {
+                        break;
+                    };
+                    let n = views.len();
+                    for v in views {
+                        from = Bound::Excluded(v.key.clone());
+                        let m = view_to_mutation(table.id, v);
+                        if node.engine.apply(&m).is_ok() {
+                            count += 1;
+                        }
+                    }
+                    if n < 256 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    count
 }

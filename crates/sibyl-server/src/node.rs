@@ -28,6 +28,8 @@ pub struct Node {
     pub vtables: BTreeMap<(String, String), Arc<Table>>,
     pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Whether this node still has to stream its ranges before serving them.
+    pub needs_bootstrap: std::sync::atomic::AtomicBool,
     /// Writes kept for replicas that were down.
     pub hints: crate::hints::Hints,
     /// Membership, messaging and the ring, once started.
@@ -42,6 +44,20 @@ pub struct Node {
 struct Identity {
     host_id: Uuid,
     tokens: Vec<i64>,
+    /// False until the node has streamed its ranges from the cluster (or found none to join).
+    #[serde(default = "yes")]
+    bootstrapped: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn save_identity(dir: &Path, id: &Identity) -> std::io::Result<()> {
+    let path = dir.join("identity.json");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(id).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, &path)
 }
 
 fn load_identity(dir: &Path, num_tokens: u32) -> std::io::Result<Identity> {
@@ -61,13 +77,9 @@ fn load_identity(dir: &Path, num_tokens: u32) -> std::io::Result<Identity> {
     let id = Identity {
         host_id: Uuid::new_v4(),
         tokens,
+        bootstrapped: false,
     };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&id).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, &path)?;
+    save_identity(dir, &id)?;
     Ok(id)
 }
 
@@ -136,6 +148,7 @@ impl Node {
     pub fn open(config: Config) -> anyhow_like::Result<Arc<Node>> {
         std::fs::create_dir_all(&config.data_dir)?;
         let identity = load_identity(&config.data_dir, config.num_tokens)?;
+        let identity_bootstrapped = identity.bootstrapped;
         let store = SchemaStore::new(&config.data_dir);
         let mut schema = store.load()?;
         schema.version = crate::ddl::content_version(&schema);
@@ -189,6 +202,7 @@ impl Node {
             prepared: RwLock::new(HashMap::new()),
             events,
             hints,
+            needs_bootstrap: std::sync::atomic::AtomicBool::new(!identity_bootstrapped),
             cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
             last_micros: AtomicI64::new(0),
@@ -288,4 +302,19 @@ impl Node {
 pub mod anyhow_like {
     pub type Error = Box<dyn std::error::Error + Send + Sync>;
     pub type Result<T> = std::result::Result<T, Error>;
+}
+
+impl Node {
+    /// Records that bootstrap is done, so a restart does not stream again.
+    pub fn mark_bootstrapped(&self) -> std::io::Result<()> {
+        self.needs_bootstrap.store(false, Ordering::Relaxed);
+        save_identity(
+            &self.config.data_dir,
+            &Identity {
+                host_id: self.local.host_id,
+                tokens: self.local.tokens.clone(),
+                bootstrapped: true,
+            },
+        )
+    }
 }
