@@ -60,7 +60,9 @@ start_sibyl() {
     shift 3
     local t0
     t0=$(now_ms)
-    "$SIBYL_BIN" --data-dir "$data" --listen-address 127.0.0.1 --native-port "$port" "$@" >>"$logf" 2>&1 &
+    # The storage port (gossip + internode) is offset from the CQL port so a benchmark node
+    # never collides with a development node on 7000.
+    "$SIBYL_BIN" --data-dir "$data" --listen-address 127.0.0.1 --native-port "$port" --storage-port "$((port + 1000))" "$@" >>"$logf" 2>&1 &
     SIBYL_PID=$!
     PIDS+=("$SIBYL_PID")
     if ! wait_port "$port" 60; then
