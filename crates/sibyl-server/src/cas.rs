@@ -95,18 +95,6 @@ fn current_row(
     }
 }
 
-fn compare_op(ord: Ordering, op: Operator) -> bool {
-    match op {
-        Operator::Eq => ord == Ordering::Equal,
-        Operator::Neq => ord != Ordering::Equal,
-        Operator::Lt => ord == Ordering::Less,
-        Operator::Lte => ord != Ordering::Greater,
-        Operator::Gt => ord == Ordering::Greater,
-        Operator::Gte => ord != Ordering::Less,
-        _ => false,
-    }
-}
-
 /// The current value a condition looks at, and its type.
 fn condition_subject(
     table: &Table,
@@ -238,7 +226,7 @@ fn condition_holds(
             ))
         }
         (_, None, Some(_)) => false,
-        (op, Some(cur), Some(g)) => compare_op(Value::compare(&ty, cur, g), op),
+        (op, Some(cur), Some(g)) => crate::select::cmp_op(Value::compare(&ty, cur, g), op),
     })
 }
 

@@ -19,7 +19,7 @@ use sibyl_types::CqlType;
 use crate::ddl::{self, ClusterView, DdlOutcome};
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::modify::{self, WriteCtx};
-use crate::node::{table_params, Node};
+use crate::node::Node;
 use crate::schema::{Schema, Table};
 use crate::select::{self, ReadContext};
 use crate::system_tables;
@@ -1156,17 +1156,7 @@ impl Node {
                 schema_change: None,
             });
         };
-        // Storage follows the schema: new tables exist before the schema names them.
-        for t in new_schema.tables() {
-            match schema.table(&t.keyspace, &t.name) {
-                Some(old) if old.id == t.id => {
-                    if table_params(old) != table_params(t) {
-                        self.engine.alter_table(t.id, table_params(t))?;
-                    }
-                }
-                _ => self.engine.create_table(t.id, table_params(t))?,
-            }
-        }
+        self.prepare_storage(&schema, &new_schema)?;
         self.install_schema(new_schema)
             .map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
         // Prepared statements may name what changed: drivers re-prepare on UNPREPARED.

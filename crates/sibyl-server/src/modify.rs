@@ -406,20 +406,7 @@ fn where_target(
             let mut vals: Vec<&[u8]> = prefixes[0].iter().map(|b| b.as_ref()).collect();
             vals.push(v.as_ref());
             let e = clustering::encode(&ck_types[..=plen], &vals);
-            let op = match (op, reversed) {
-                (Operator::Gt, true) => Operator::Lt,
-                (Operator::Gte, true) => Operator::Lte,
-                (Operator::Lt, true) => Operator::Gt,
-                (Operator::Lte, true) => Operator::Gte,
-                (o, _) => *o,
-            };
-            match op {
-                Operator::Gt => lo = Bound::Included(Bytes::from(clustering::prefix_end(&e))),
-                Operator::Gte => lo = Bound::Included(Bytes::from(e)),
-                Operator::Lt => hi = Bound::Excluded(Bytes::from(e)),
-                Operator::Lte => hi = Bound::Excluded(Bytes::from(clustering::prefix_end(&e))),
-                _ => {}
-            }
+            crate::select::narrow_slice(*op, reversed, e, &mut lo, &mut hi);
         }
         slice = Some((lo, hi));
     }

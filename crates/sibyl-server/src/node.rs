@@ -232,16 +232,7 @@ impl Node {
         {
             return Ok(());
         }
-        for t in incoming.tables() {
-            match current.table(&t.keyspace, &t.name) {
-                Some(old) if old.id == t.id => {
-                    if table_params(old) != table_params(t) {
-                        self.engine.alter_table(t.id, table_params(t))?;
-                    }
-                }
-                _ => self.engine.create_table(t.id, table_params(t))?,
-            }
-        }
+        self.prepare_storage(&current, &incoming)?;
         self.store
             .save(&incoming)
             .map_err(|e| crate::error::QueryError::Server(format!("cannot persist schema: {e}")))?;
@@ -316,5 +307,27 @@ impl Node {
                 bootstrapped: true,
             },
         )
+    }
+}
+
+impl Node {
+    /// Storage follows the schema: tables of `new` exist (with its options) in the engine before
+    /// the schema naming them is installed.
+    pub fn prepare_storage(
+        &self,
+        old: &Schema,
+        new: &Schema,
+    ) -> Result<(), sibyl_storage::StorageError> {
+        for t in new.tables() {
+            match old.table(&t.keyspace, &t.name) {
+                Some(o) if o.id == t.id => {
+                    if table_params(o) != table_params(t) {
+                        self.engine.alter_table(t.id, table_params(t))?;
+                    }
+                }
+                _ => self.engine.create_table(t.id, table_params(t))?,
+            }
+        }
+        Ok(())
     }
 }

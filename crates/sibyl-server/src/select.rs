@@ -427,22 +427,7 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
                 let mut vals: Vec<&[u8]> = this_prefix.iter().map(|b| b.as_slice()).collect();
                 vals.push(v.as_ref());
                 let e = clustering::encode(&ck_types[..=*j], &vals);
-                let reversed = ck_types[*j].1;
-                let op = match (op, reversed) {
-                    (o, false) => *o,
-                    (Operator::Gt, true) => Operator::Lt,
-                    (Operator::Gte, true) => Operator::Lte,
-                    (Operator::Lt, true) => Operator::Gt,
-                    (Operator::Lte, true) => Operator::Gte,
-                    (o, true) => *o,
-                };
-                match op {
-                    Operator::Gt => lo = Bound::Included(Bytes::from(clustering::prefix_end(&e))),
-                    Operator::Gte => lo = Bound::Included(Bytes::from(e)),
-                    Operator::Lt => hi = Bound::Excluded(Bytes::from(e)),
-                    Operator::Lte => hi = Bound::Excluded(Bytes::from(clustering::prefix_end(&e))),
-                    _ => {}
-                }
+                narrow_slice(*op, ck_types[*j].1, e, &mut lo, &mut hi);
             }
         }
         slice_ranges.push((lo, hi));
@@ -488,7 +473,7 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     })
 }
 
-fn cmp_op(ord: Ordering, op: Operator) -> bool {
+pub fn cmp_op(ord: Ordering, op: Operator) -> bool {
     match op {
         Operator::Eq => ord == Ordering::Equal,
         Operator::Neq => ord != Ordering::Equal,
@@ -1054,4 +1039,29 @@ fn result_specs(
         return vec![spec("[json]".into(), CqlType::Text)];
     }
     columns.into_iter().map(|(n, t)| spec(n, t)).collect()
+}
+
+/// Narrows an encoded clustering range by `column op value`, where `encoded` is the clustering
+/// prefix ending with that value. A DESC column's encoding is inverted, so its comparisons flip.
+pub fn narrow_slice(
+    op: Operator,
+    reversed: bool,
+    encoded: Vec<u8>,
+    lo: &mut Bound<Bytes>,
+    hi: &mut Bound<Bytes>,
+) {
+    let op = match (op, reversed) {
+        (Operator::Gt, true) => Operator::Lt,
+        (Operator::Gte, true) => Operator::Lte,
+        (Operator::Lt, true) => Operator::Gt,
+        (Operator::Lte, true) => Operator::Gte,
+        (o, _) => o,
+    };
+    match op {
+        Operator::Gt => *lo = Bound::Included(Bytes::from(clustering::prefix_end(&encoded))),
+        Operator::Gte => *lo = Bound::Included(Bytes::from(encoded)),
+        Operator::Lt => *hi = Bound::Excluded(Bytes::from(encoded)),
+        Operator::Lte => *hi = Bound::Excluded(Bytes::from(clustering::prefix_end(&encoded))),
+        _ => {}
+    }
 }
