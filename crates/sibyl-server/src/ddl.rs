@@ -1151,69 +1151,120 @@ pub fn content_version(schema: &Schema) -> Uuid {
 /// The schema changes that turn `old` into `new`, as events for clients.
 pub fn diff(old: &Schema, new: &Schema) -> Vec<SchemaChange> {
     let mut out = vec![];
+    diff_named(
+        &old.keyspaces,
+        &new.keyspaces,
+        &mut out,
+        SchemaChangeTarget::Keyspace,
+        |o, n| o.replication != n.replication || o.durable_writes != n.durable_writes,
+    );
     for (name, ks) in &new.keyspaces {
-        match old.keyspaces.get(name) {
-            None => out.push(SchemaChange {
-                change_type: "CREATED".into(),
-                target: SchemaChangeTarget::Keyspace(name.clone()),
-            }),
-            Some(o) => {
-                if o.replication != ks.replication || o.durable_writes != ks.durable_writes {
-                    out.push(SchemaChange {
-                        change_type: "UPDATED".into(),
-                        target: SchemaChangeTarget::Keyspace(name.clone()),
-                    });
-                }
-                for (tn, t) in &ks.tables {
-                    match o.tables.get(tn) {
-                        None => out.push(SchemaChange {
-                            change_type: "CREATED".into(),
-                            target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
-                        }),
-                        Some(ot) if ot != t => out.push(SchemaChange {
-                            change_type: "UPDATED".into(),
-                            target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
-                        }),
-                        _ => {}
-                    }
-                }
-                for tn in o.tables.keys().filter(|t| !ks.tables.contains_key(*t)) {
-                    out.push(SchemaChange {
-                        change_type: "DROPPED".into(),
-                        target: SchemaChangeTarget::Table(name.clone(), tn.clone()),
-                    });
-                }
-                for (un, u) in &ks.types {
-                    match o.types.get(un) {
-                        None => out.push(SchemaChange {
-                            change_type: "CREATED".into(),
-                            target: SchemaChangeTarget::Type(name.clone(), un.clone()),
-                        }),
-                        Some(ou) if ou != u => out.push(SchemaChange {
-                            change_type: "UPDATED".into(),
-                            target: SchemaChangeTarget::Type(name.clone(), un.clone()),
-                        }),
-                        _ => {}
-                    }
-                }
-                for un in o.types.keys().filter(|u| !ks.types.contains_key(*u)) {
-                    out.push(SchemaChange {
-                        change_type: "DROPPED".into(),
-                        target: SchemaChangeTarget::Type(name.clone(), un.clone()),
-                    });
-                }
-            }
+        if let Some(o) = old.keyspaces.get(name) {
+            let table = |t: String| SchemaChangeTarget::Table(name.clone(), t);
+            diff_named(&o.tables, &ks.tables, &mut out, table, |a, b| a != b);
+            let ty = |t: String| SchemaChangeTarget::Type(name.clone(), t);
+            diff_named(&o.types, &ks.types, &mut out, ty, |a, b| a != b);
         }
     }
-    for name in old
-        .keyspaces
-        .keys()
-        .filter(|k| !new.keyspaces.contains_key(*k))
-    {
-        out.push(SchemaChange {
-            change_type: "DROPPED".into(),
-            target: SchemaChangeTarget::Keyspace(name.clone()),
-        });
-    }
     out
+}
+
+/// CREATED / UPDATED / DROPPED events for the entries of two name-keyed maps.
+fn diff_named<V>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+    out: &mut Vec<SchemaChange>,
+    target: impl Fn(String) -> SchemaChangeTarget,
+    changed: impl Fn(&V, &V) -> bool,
+) {
+    for (name, v) in new {
+        match old.get(name) {
+            None => out.extend(change("CREATED", target(name.clone()))),
+            Some(o) if changed(o, v) => out.extend(change("UPDATED", target(name.clone()))),
+            _ => {}
+        }
+    }
+    for name in old.keys().filter(|k| !new.contains_key(*k)) {
+        out.extend(change("DROPPED", target(name.clone())));
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn ks(name: &str, rf: &str) -> Arc<Keyspace> {
+        let replication = [
+            ("class", "org.apache.cassandra.locator.SimpleStrategy"),
+            ("replication_factor", rf),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Arc::new(Keyspace {
+            name: name.into(),
+            replication,
+            durable_writes: true,
+            tables: BTreeMap::new(),
+            types: BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn diff_names_created_updated_dropped() {
+        let mut old = Schema::default();
+        old.keyspaces.insert("a".into(), ks("a", "1"));
+        old.keyspaces.insert("b".into(), ks("b", "1"));
+        let mut new = Schema::default();
+        new.keyspaces.insert("a".into(), ks("a", "3"));
+        let mut c = (*ks("c", "1")).clone();
+        c.types.insert(
+            "t".into(),
+            UdtDef {
+                keyspace: "c".into(),
+                name: "t".into(),
+                fields: vec![],
+            },
+        );
+        new.keyspaces.insert("c".into(), Arc::new(c.clone()));
+        let mut changes: Vec<(String, SchemaChangeTarget)> = diff(&old, &new)
+            .into_iter()
+            .map(|c| (c.change_type, c.target))
+            .collect();
+        changes.sort_by_key(|(k, t)| format!("{k}{t:?}"));
+        assert_eq!(
+            changes,
+            vec![
+                (
+                    "CREATED".to_string(),
+                    SchemaChangeTarget::Keyspace("c".into())
+                ),
+                (
+                    "DROPPED".to_string(),
+                    SchemaChangeTarget::Keyspace("b".into())
+                ),
+                (
+                    "UPDATED".to_string(),
+                    SchemaChangeTarget::Keyspace("a".into())
+                ),
+            ]
+        );
+        // A type added to an existing keyspace is announced by itself.
+        let mut newer = new.clone();
+        c.types.insert(
+            "u".into(),
+            UdtDef {
+                keyspace: "c".into(),
+                name: "u".into(),
+                fields: vec![],
+            },
+        );
+        newer.keyspaces.insert("c".into(), Arc::new(c));
+        let changes = diff(&new, &newer);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].target,
+            SchemaChangeTarget::Type("c".into(), "u".into())
+        );
+    }
 }
