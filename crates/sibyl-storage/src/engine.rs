@@ -22,6 +22,7 @@ use crate::compaction::{self, RateLimiter, Task};
 use crate::error::{Result, StorageError};
 use crate::memtable::Memtable;
 use crate::model::{Mutation, PartitionKey, PartitionView, Slice, TableId};
+use crate::observer::{SSTableRows, TableObserver};
 use crate::options::{CommitlogSync, CompactionStrategy, EngineOptions, TableParams};
 use crate::partition::{PartitionData, Purger, RowData};
 use crate::sstable::{data_file_name, parse_data_file_name, SSTable, SSTableWriter};
@@ -88,6 +89,8 @@ struct Table {
     dropped: AtomicBool,
     /// The engine's block cache, shared by all tables.
     cache: Option<Arc<BlockCache>>,
+    /// Storage-attached indexes following this table's sources.
+    observer: RwLock<Option<Arc<dyn TableObserver>>>,
 }
 
 /// The sources a read merges, captured consistently.
@@ -290,6 +293,7 @@ impl Table {
             replay_floor,
             dropped: AtomicBool::new(false),
             cache,
+            observer: RwLock::new(None),
         })
     }
 
@@ -486,15 +490,18 @@ impl Engine {
         }
         let _c = t.compaction_lock.lock();
         let _f = t.flush_lock.lock();
+        let mut memtables = vec![];
         let pos = {
             let mut w = t.memtable.write();
             let pos = inner.commitlog.current_pos();
             let old = std::mem::replace(&mut *w, Arc::new(Memtable::default()));
             inner.release_mem(old.size());
+            memtables.push(old.id());
             pos
         };
         for m in t.flushing.lock().drain(..) {
             inner.release_mem(m.size());
+            memtables.push(m.id());
         }
         write_atomic(
             &t.dir.join("truncated"),
@@ -506,7 +513,48 @@ impl Engine {
             let _ = fs::remove_file(&s.path);
         }
         inner.commitlog.mark_clean(id, pos);
+        if let Some(o) = t.observer.read().as_ref() {
+            let gens: Vec<u64> = old.iter().map(|s| s.gen).collect();
+            o.on_sources_removed(&gens, &memtables);
+        }
         Ok(())
+    }
+
+    /// Attaches (or with None detaches) the observer that keeps the table's indexes. Data
+    /// already in the current memtable is not announced: flush the table, then cover the
+    /// SSTables with `visit_sstables`.
+    pub fn set_observer(
+        &self,
+        id: TableId,
+        observer: Option<Arc<dyn TableObserver>>,
+    ) -> Result<()> {
+        let t = self.inner.table(id)?;
+        *t.observer.write() = observer;
+        Ok(())
+    }
+
+    /// Visits each live SSTable of the table with compaction held off, so none of them is
+    /// replaced while an index is being built over it.
+    pub fn visit_sstables(
+        &self,
+        id: TableId,
+        mut f: impl FnMut(u64, &Path, &SSTableRows<'_>),
+    ) -> Result<()> {
+        let t = self.inner.table(id)?;
+        let _c = t.compaction_lock.lock();
+        let list = t.sstables.read().clone();
+        let now = now_secs();
+        for s in list.iter() {
+            f(s.gen, &t.dir, &SSTableRows { sst: s, now });
+        }
+        Ok(())
+    }
+
+    /// Generations of the table's live SSTables.
+    pub fn sstable_generations(&self, id: TableId) -> Result<Vec<u64>> {
+        let t = self.inner.table(id)?;
+        let list = t.sstables.read().clone();
+        Ok(list.iter().map(|s| s.gen).collect())
     }
 
     /// Applies a mutation; durable per `commitlog_sync` when it returns.
@@ -825,6 +873,9 @@ impl Inner {
             let pos = self.commitlog.append(m.table, &e.buf)?;
             let added = mt.apply(&m.key, p);
             self.mem_used.fetch_add(added, Ordering::AcqRel);
+            if let Some(o) = t.observer.read().as_ref() {
+                o.on_write(mt.id(), m);
+            }
             pos
         };
         if self.mem_used.load(Ordering::Relaxed) > self.options.memtable_space / 2 {
@@ -889,13 +940,27 @@ impl Inner {
                 return Err(e);
             }
         };
+        let observer = t.observer.read().clone();
         if let Some(s) = sst {
+            if let Some(o) = &observer {
+                o.on_sstable_written(
+                    s.gen,
+                    &t.dir,
+                    &SSTableRows {
+                        sst: &s,
+                        now: now_secs(),
+                    },
+                );
+            }
             let mut w = t.sstables.write();
             let mut v: Vec<Arc<SSTable>> = w.iter().cloned().collect();
             v.push(Arc::new(s));
             *w = Arc::new(v);
         }
         t.flushing.lock().retain(|m| !Arc::ptr_eq(m, &old));
+        if let Some(o) = &observer {
+            o.on_sources_removed(&[], &[old.id()]);
+        }
         self.release_mem(old.size());
         if replay_pos.is_none() {
             self.commitlog.mark_clean(t.id, pos);
@@ -1138,6 +1203,12 @@ impl Inner {
         if t.dropped.load(Ordering::Acquire) {
             return Ok(());
         }
+        let observer = t.observer.read().clone();
+        if let Some(o) = &observer {
+            for s in &outputs {
+                o.on_sstable_written(s.gen, &t.dir, &SSTableRows { sst: s, now });
+            }
+        }
         // Record the inputs to delete, so a crash after this point finishes the job on open.
         let first_out = outputs
             .first()
@@ -1167,6 +1238,10 @@ impl Inner {
         }
         sync_dir(&t.dir)?;
         fs::remove_file(&log_path)?;
+        if let Some(o) = &observer {
+            let gens: Vec<u64> = task.inputs.iter().map(|s| s.gen).collect();
+            o.on_sources_removed(&gens, &[]);
+        }
         tracing::debug!(table = %params.name, inputs = task.inputs.len(), "compaction done");
         Ok(())
     }

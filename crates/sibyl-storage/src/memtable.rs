@@ -10,6 +10,8 @@ use crate::model::PartitionKey;
 use crate::partition::{btree_bytes, PartitionData, RowData};
 
 pub struct Memtable {
+    /// Unique within the process, so observers can tell memtables apart.
+    id: u64,
     map: SkipMap<PartitionKey, Mutex<PartitionData>>,
     size: AtomicU64,
     min_timestamp: AtomicI64,
@@ -17,7 +19,9 @@ pub struct Memtable {
 
 impl Default for Memtable {
     fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Memtable {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             map: SkipMap::new(),
             size: AtomicU64::new(0),
             min_timestamp: AtomicI64::new(i64::MAX),
@@ -26,6 +30,10 @@ impl Default for Memtable {
 }
 
 impl Memtable {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Merges `data` into the partition; returns the estimated bytes added.
     pub fn apply(&self, key: &PartitionKey, data: PartitionData) -> u64 {
         let st = data.stats();
