@@ -1,4 +1,4 @@
-# Helpers shared by run_suite.sh and storage_suite.sh (sourced, not run).
+# Helpers shared by run_suite.sh, storage_suite.sh and ann_suite.sh (sourced, not run).
 # Expects ROOT (repository root) to be set.
 
 BENCH_DIR="$ROOT/bench"

@@ -76,7 +76,7 @@ impl Ty {
             "pk" | "ck" => Ty::BigInt,
             "v" => Ty::Blob,
             "[applied]" => Ty::Boolean,
-            "[limit]" => Ty::Int,
+            "[limit]" | "id" => Ty::Int,
             _ => Ty::Text,
         }
     }
@@ -126,10 +126,7 @@ fn main() {
     let rt = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
     }
     .expect("runtime");
     rt.block_on(serve(args));
@@ -139,11 +136,7 @@ async fn serve(args: Args) {
     let addr = format!("{}:{}", args.listen_address, args.port);
     let listener = TcpListener::bind(&addr).await.expect("bind");
     eprintln!("cql-echo listening on {addr}");
-    let shared = Arc::new(Shared {
-        args,
-        prepared: Mutex::new(Vec::new()),
-        by_text: Mutex::new(HashMap::new()),
-    });
+    let shared = Arc::new(Shared { args, prepared: Mutex::new(Vec::new()), by_text: Mutex::new(HashMap::new()) });
     loop {
         let (sock, _) = match listener.accept().await {
             Ok(s) => s,
@@ -222,7 +215,7 @@ fn begin(out: &mut Vec<u8>, version: u8, stream: i16, opcode: u8) -> usize {
     out.extend_from_slice(&[0, 0, 0, 0]);
     at
 }
-fn finish(out: &mut Vec<u8>, at: usize) {
+fn finish(out: &mut [u8], at: usize) {
     let len = (out.len() - at - 4) as u32;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
@@ -292,11 +285,8 @@ fn answer(shared: &Shared, version: u8, stream: i16, opcode: u8, body: &[u8], ou
             }
             let n = u16::from_be_bytes([body[0], body[1]]) as usize;
             let id = &body[2..(2 + n).min(body.len())];
-            let idx = if id.len() == 16 {
-                u64::from_be_bytes(id[8..16].try_into().unwrap()) as usize
-            } else {
-                usize::MAX
-            };
+            let idx =
+                if id.len() == 16 { u64::from_be_bytes(id[8..16].try_into().unwrap()) as usize } else { usize::MAX };
             let p = shared.prepared.lock().unwrap().get(idx).cloned();
             match p {
                 None => {
@@ -420,10 +410,7 @@ fn analyse(text: &str) -> Prepared {
         if let Some(t) = toks.get(from + 1) {
             (keyspace, table) = split_table(t);
         }
-        let limit = find("LIMIT")
-            .and_then(|i| toks.get(i + 1))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(1);
+        let limit = find("LIMIT").and_then(|i| toks.get(i + 1)).and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
         kind = Kind::Read { columns, rows: limit };
         // WHERE a = ? AND b >= ?: the bind name is the identifier before the operator.
         for (i, t) in toks.iter().enumerate() {
@@ -533,10 +520,10 @@ fn query(shared: &Shared, version: u8, stream: i16, text: &str, skip: bool, out:
         }
     }
     let up = lower.trim_start();
-    if up.starts_with("use ") {
+    if let Some(ks) = up.strip_prefix("use ") {
         let at = begin(out, version, stream, OP_RESULT);
         put_int(out, 3);
-        put_string(out, up[4..].trim().trim_matches('"').trim_end_matches(';'));
+        put_string(out, ks.trim().trim_matches('"').trim_end_matches(';'));
         finish(out, at);
         return;
     }

@@ -8,7 +8,10 @@
 //! * `mixed`          `--read-ratio` point reads, the rest writes
 //! * `lwt`            INSERT ... IF NOT EXISTS on fresh keys (uncontended)
 //! * `lwt-contended`  INSERT ... IF NOT EXISTS on `--hot-keys` keys (contended)
-//! * `ann`            placeholder for vector search (not implemented yet)
+//! * `ann`            vector search: load vectors, build SAI vector indexes with several
+//!   configurations, measure ANN query latency, rate and recall against a brute-force
+//!   baseline (see `ann.rs`; its options are `--vectors`, `--dimensions`, `--queries`,
+//!   `--configs`, ...)
 //!
 //! Keys: partition `pk` in `0..--partitions`, clustering `ck` in `0..--rows-per-partition`,
 //! chosen `--distribution uniform` or `sequential` (operation i hits row i of the key space,
@@ -19,6 +22,8 @@
 //! so a stalled server shows up in the latencies (no coordinated omission). Without
 //! `--rate`, `--concurrency` operations are kept in flight and latency is the service time.
 
+mod ann;
+
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use rand::{Rng, RngCore, SeedableRng};
 use scylla::client::session::Session;
@@ -136,9 +142,41 @@ struct Args {
     /// How many distinct error messages to keep and print.
     #[arg(long, default_value_t = 5)]
     max_error_messages: usize,
-    /// Seed of the key / value generator.
+    /// Seed of the key / value generator (`ann`: of the vectors).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// ann: number of vectors loaded (ids 0..N).
+    #[arg(long, default_value_t = 100_000, help_heading = "ann")]
+    vectors: usize,
+    /// ann: dimensions of the vectors (`vector<float, D>`).
+    #[arg(long, visible_alias = "dim", default_value_t = 768, help_heading = "ann")]
+    dimensions: usize,
+    /// ann: number of query vectors (one pass over them per index configuration; repeated
+    /// passes for --duration seconds only when --duration is given).
+    #[arg(long, default_value_t = 1000, help_heading = "ann")]
+    queries: usize,
+    /// ann: neighbours per query (LIMIT k, recall@k).
+    #[arg(long, default_value_t = 10, help_heading = "ann")]
+    top_k: usize,
+    /// ann: index configurations, comma-separated
+    /// maximum_node_connections:construction_beam_width:search_beam_width.
+    #[arg(long, default_value = "16:100:40,16:100:100,16:200:200,16:200:400", help_heading = "ann")]
+    configs: String,
+    /// ann: reuse the existing table (same --vectors/--dimensions/--seed) instead of loading.
+    #[arg(long, help_heading = "ann")]
+    skip_load: bool,
+    /// ann: brute-force baseline queries (full scans with similarity_cosine; 0 = none).
+    #[arg(long, default_value_t = 5, help_heading = "ann")]
+    brute_queries: usize,
+    /// ann: brute-force scans in flight (0 = --concurrency, capped at --brute-queries).
+    #[arg(long, default_value_t = 0, help_heading = "ann")]
+    brute_concurrency: usize,
+    /// ann: page size of the brute-force scans.
+    #[arg(long, default_value_t = 5000, help_heading = "ann")]
+    page_size: i32,
+    /// ann: seconds to wait for an index build (CREATE and is_built polling).
+    #[arg(long, default_value_t = 1800.0, help_heading = "ann")]
+    index_timeout: f64,
 }
 
 fn parse_consistency(s: &str) -> Result<Consistency> {
@@ -300,7 +338,7 @@ async fn one_op(ctx: &Ctx, i: u64, rng: &mut rand::rngs::SmallRng) -> std::resul
             let pk = rng.random_range(0..a.hot_keys.max(1)) as i64;
             run_stmt(&ctx.session, &ctx.stmts.lwt, (pk, 0i64, value(rng)), false).await
         }
-        Workload::Ann => Err("ann workload not implemented yet".into()),
+        Workload::Ann => Err("the ann workload runs through ann::run".into()),
     }
 }
 
@@ -470,15 +508,15 @@ async fn run_phase(ctx: &Arc<Ctx>, name: &str, duration: Option<f64>, count: Opt
     }
 }
 
-async fn setup(args: &Args) -> Result<Ctx> {
-    let cl = parse_consistency(&args.consistency)?;
+/// A session to `--hosts` (`--connections` per host, no schema metadata).
+async fn connect(args: &Args) -> Result<Session> {
     let nodes: Vec<String> = args
         .hosts
         .split(',')
         .filter(|h| !h.is_empty())
         .map(|h| if h.contains(':') { h.to_string() } else { format!("{h}:{}", args.port) })
         .collect();
-    let session = SessionBuilder::new()
+    SessionBuilder::new()
         .known_nodes(&nodes)
         .pool_size(PoolSize::PerHost(NonZeroUsize::new(args.connections.max(1)).unwrap()))
         // The generator needs no schema metadata (and the ceiling server has none).
@@ -486,7 +524,12 @@ async fn setup(args: &Args) -> Result<Ctx> {
         .connection_timeout(Duration::from_secs(10))
         .build()
         .await
-        .with_context(|| format!("connecting to {nodes:?}"))?;
+        .with_context(|| format!("connecting to {nodes:?}"))
+}
+
+async fn setup(args: &Args) -> Result<Ctx> {
+    let cl = parse_consistency(&args.consistency)?;
+    let session = connect(args).await?;
     let ks = &args.keyspace;
     let t = &args.table;
     if !args.no_schema {
@@ -535,19 +578,37 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// Writes a JSON record as one line to `--json` (appended) or stdout.
+fn write_record(args: &Args, rec: &serde_json::Value) -> Result<()> {
+    let line = rec.to_string();
+    match &args.json {
+        Some(path) => {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(f, "{line}")?;
+        }
+        None => println!("{line}"),
+    }
+    Ok(())
+}
+
 fn main() {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let duration_given = matches.value_source("duration") == Some(ValueSource::CommandLine);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    if let Err(e) = rt.block_on(run(args)) {
+    let res = if args.workload == Workload::Ann {
+        rt.block_on(ann::run(args, duration_given))
+    } else {
+        rt.block_on(run(args))
+    };
+    if let Err(e) = res {
         eprintln!("sibyl-bench: error: {e:#}");
         std::process::exit(1);
     }
 }
 
 async fn run(args: Args) -> Result<()> {
-    if args.workload == Workload::Ann {
-        bail!("the `ann` workload is a placeholder: vector search is not implemented in Sibyl yet");
-    }
     let ctx = Arc::new(setup(&args).await?);
     if args.warmup > 0.0 {
         let w = run_phase(&ctx, "warmup", Some(args.warmup), None, args.seed.wrapping_add(1)).await;
@@ -622,14 +683,5 @@ async fn run(args: Args) -> Result<()> {
         "max_ms": if h.is_empty() { 0.0 } else { ms(h.max()) },
         "error_messages": r.messages.iter().map(|(m, n)| serde_json::json!({"count": n, "message": m})).collect::<Vec<_>>(),
     });
-    let line = rec.to_string();
-    match &args.json {
-        Some(path) => {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(f, "{line}")?;
-        }
-        None => println!("{line}"),
-    }
-    Ok(())
+    write_record(&args, &rec)
 }
