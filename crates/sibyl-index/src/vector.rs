@@ -77,7 +77,7 @@ pub fn is_zero_vector(v: &[f32]) -> bool {
 
 /// Decodes the wire form of `vector<float, n>`: n big-endian floats.
 pub fn decode_f32s(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(

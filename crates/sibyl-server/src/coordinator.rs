@@ -28,6 +28,15 @@ pub const VERB_READ_RAW: u16 = 2;
 pub const VERB_SCAN: u16 = 3;
 pub const VERB_SCHEMA_PUSH: u16 = 4;
 pub const VERB_SCHEMA_PULL: u16 = 5;
+pub const VERB_INDEX_SEARCH: u16 = 6;
+
+/// An index lookup on a replica's own data.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IndexSearchRequest {
+    table: TableId,
+    index: String,
+    lookup: crate::data::IndexLookup,
+}
 
 #[derive(Serialize, Deserialize)]
 pub struct ReadRawRequest {
@@ -482,6 +491,62 @@ impl DataSource for CoordinatedRead<'_> {
         }
         Ok(merged.into_values().take(max).collect())
     }
+
+    fn index_rows(
+        &self,
+        table: TableId,
+        index: &str,
+        lookup: &crate::data::IndexLookup,
+    ) -> QueryResult<Vec<sibyl_index::RowKey>> {
+        // Every live node nominates candidates from its own data; the caller re-reads each at
+        // the request's consistency level, so the union only has to cover every replica.
+        let c = self.cluster;
+        let ring = c.ring.read().clone();
+        let local = crate::data::LocalData {
+            engine: &self.node.engine,
+            indexes: &self.node.indexes,
+        };
+        let mut out = local.lookup(table, index, lookup)?;
+        let payload = messaging::encode(&IndexSearchRequest {
+            table,
+            index: index.to_string(),
+            lookup: lookup.clone(),
+        });
+        let timeout = c.read_timeout;
+        let remote: Vec<Vec<sibyl_index::RowKey>> = c.runtime.block_on(async {
+            let mut handles = vec![];
+            for n in ring.nodes() {
+                let id = n.host_id;
+                if id == c.local_id || !c.membership.is_alive(id) {
+                    continue;
+                }
+                if let Some(addr) = c.addr_of(&ring, id) {
+                    let msg = c.messaging.clone();
+                    let payload = payload.clone();
+                    handles.push(tokio::spawn(async move {
+                        let b = msg
+                            .request(addr, VERB_INDEX_SEARCH, payload, timeout)
+                            .await
+                            .ok()?;
+                        messaging::decode::<Vec<sibyl_index::RowKey>>(&b).ok()
+                    }));
+                }
+            }
+            let mut all = vec![];
+            for h in handles {
+                if let Ok(Some(r)) = h.await {
+                    all.push(r);
+                }
+            }
+            all
+        });
+        for r in remote {
+            out.extend(r);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
 }
 
 impl CoordinatedRead<'_> {
@@ -541,6 +606,21 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
             Ok(Bytes::new())
+        }
+        VERB_INDEX_SEARCH => {
+            let r: IndexSearchRequest = messaging::decode(&payload).map_err(err)?;
+            let node2 = node.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                crate::data::LocalData {
+                    engine: &node2.engine,
+                    indexes: &node2.indexes,
+                }
+                .lookup(r.table, &r.index, &r.lookup)
+                .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            Ok(messaging::encode(&rows))
         }
         VERB_SCHEMA_PULL => {
             let text = serde_json::to_string(&*node.schema()).map_err(|e| e.to_string())?;

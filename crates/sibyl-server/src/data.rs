@@ -3,9 +3,19 @@
 
 use std::ops::Bound;
 
+use serde::{Deserialize, Serialize};
+use sibyl_index::{RowKey, TermQuery};
 use sibyl_storage::model::{PartitionKey, PartitionView, Slice, TableId};
 
-use crate::error::QueryResult;
+use crate::error::{QueryError, QueryResult};
+
+/// What an index is asked for: rows whose indexed value matches, or rows near a vector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum IndexLookup {
+    Eq(bytes::Bytes),
+    Range(Bound<bytes::Bytes>, Bound<bytes::Bytes>),
+    Nearest { vector: Vec<f32>, k: usize },
+}
 
 pub trait DataSource: Sync {
     /// The live view of one partition's slice.
@@ -26,6 +36,83 @@ pub trait DataSource: Sync {
         max: usize,
         now_secs: i64,
     ) -> QueryResult<Vec<PartitionView>>;
+    /// Candidate rows from a storage-attached index (to be re-read and re-checked).
+    fn index_rows(
+        &self,
+        table: TableId,
+        index: &str,
+        lookup: &IndexLookup,
+    ) -> QueryResult<Vec<RowKey>>;
+}
+
+/// The node's own data: the engine plus its indexes (a ring of one, or a replica's share).
+pub struct LocalData<'a> {
+    pub engine: &'a sibyl_storage::Engine,
+    pub indexes: &'a crate::indexes::Indexes,
+}
+
+impl LocalData<'_> {
+    pub fn lookup(
+        &self,
+        table: TableId,
+        index: &str,
+        lookup: &IndexLookup,
+    ) -> QueryResult<Vec<RowKey>> {
+        let Some(ix) = self.indexes.index(table, index) else {
+            return Err(QueryError::Invalid(format!(
+                "Index '{index}' does not exist"
+            )));
+        };
+        if !ix.is_built() {
+            return Err(QueryError::Invalid(format!(
+                "Index '{index}' is not yet queryable: its build is still running"
+            )));
+        }
+        Ok(match lookup {
+            IndexLookup::Eq(b) => ix.search_terms(&TermQuery::Eq(b.clone())),
+            IndexLookup::Range(lo, hi) => {
+                ix.search_terms(&TermQuery::Range(lo.clone(), hi.clone()))
+            }
+            IndexLookup::Nearest { vector, k } => ix
+                .search_vectors(vector, *k)
+                .map_err(|e| QueryError::Server(e.to_string()))?,
+        })
+    }
+}
+
+impl DataSource for LocalData<'_> {
+    fn read(
+        &self,
+        table: TableId,
+        key: &PartitionKey,
+        slice: &Slice,
+        now_secs: i64,
+    ) -> QueryResult<Option<PartitionView>> {
+        self.engine
+            .read(table, key, slice, now_secs)
+            .map_err(Into::into)
+    }
+    fn scan(
+        &self,
+        table: TableId,
+        from: Bound<PartitionKey>,
+        to: Bound<i64>,
+        slice: &Slice,
+        max: usize,
+        now_secs: i64,
+    ) -> QueryResult<Vec<PartitionView>> {
+        self.engine
+            .scan(table, from, to, slice, max, now_secs)
+            .map_err(Into::into)
+    }
+    fn index_rows(
+        &self,
+        table: TableId,
+        index: &str,
+        lookup: &IndexLookup,
+    ) -> QueryResult<Vec<RowKey>> {
+        self.lookup(table, index, lookup)
+    }
 }
 
 impl DataSource for sibyl_storage::Engine {
@@ -52,5 +139,10 @@ impl DataSource for sibyl_storage::Engine {
         Ok(sibyl_storage::Engine::scan(
             self, table, from, to, slice, max, now_secs,
         )?)
+    }
+    fn index_rows(&self, _: TableId, index: &str, _: &IndexLookup) -> QueryResult<Vec<RowKey>> {
+        Err(QueryError::Invalid(format!(
+            "Index '{index}' is not available here"
+        )))
     }
 }

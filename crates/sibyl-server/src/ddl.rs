@@ -1085,6 +1085,7 @@ pub fn create_index(
     } else {
         "COMPOSITES"
     };
+    validate_index(col, &options, kind == "CUSTOM", st.kind)?;
     let mut t = (**table).clone();
     t.indexes.push(IndexDef {
         name,
@@ -1100,6 +1101,97 @@ pub fn create_index(
         change,
         warnings: vec![],
     })
+}
+
+const INDEX_OPTIONS: &[&str] = &[
+    "target",
+    "class_name",
+    "similarity_function",
+    "maximum_node_connections",
+    "construction_beam_width",
+    "search_beam_width",
+    "source_model",
+    "case_sensitive",
+    "normalize",
+    "ascii",
+];
+
+/// What Cassandra's StorageAttachedIndex accepts for a column and its options.
+fn validate_index(
+    col: &crate::schema::Column,
+    options: &BTreeMap<String, String>,
+    sai: bool,
+    kind: IndexTargetKind,
+) -> QueryResult<()> {
+    let unknown: Vec<&String> = options
+        .keys()
+        .filter(|k| !INDEX_OPTIONS.contains(&k.as_str()))
+        .collect();
+    if sai && !unknown.is_empty() {
+        return invalid(format!(
+            "Invalid options were specified for the index: {}",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if kind == IndexTargetKind::Entries && sai {
+        return invalid("Cannot create an SAI index on entries() of a map: use keys() or values()");
+    }
+    let vector = match col.ty.unfrozen() {
+        CqlType::Vector(e, n) => Some((e.as_ref().clone(), *n)),
+        _ => None,
+    };
+    for o in [
+        "similarity_function",
+        "maximum_node_connections",
+        "construction_beam_width",
+        "search_beam_width",
+        "source_model",
+    ] {
+        if options.contains_key(o) && vector.is_none() {
+            return invalid(format!("{o} is only supported on vector columns"));
+        }
+    }
+    let Some((elem, dims)) = vector else {
+        return Ok(());
+    };
+    if !sai {
+        return invalid("Vector columns can only be indexed with 'StorageAttachedIndex'");
+    }
+    if elem != CqlType::Float {
+        return invalid("SAI ANN indexes are only allowed on vector columns with float elements");
+    }
+    let sim = match options.get("similarity_function") {
+        Some(f) => sibyl_index::Similarity::parse(f).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "Similarity function {f} was not recognized for the vector similarity function, expected one of COSINE, DOT_PRODUCT, EUCLIDEAN"
+            ))
+        })?,
+        None => sibyl_index::Similarity::Cosine,
+    };
+    if sim == sibyl_index::Similarity::Cosine && dims == 1 {
+        return invalid("Cosine similarity is not supported for single-dimension vectors");
+    }
+    for (o, max) in [
+        ("maximum_node_connections", 512usize),
+        ("construction_beam_width", 3200),
+        ("search_beam_width", 10_000),
+    ] {
+        if let Some(v) = options.get(o) {
+            match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 && n <= max => {}
+                _ => {
+                    return invalid(format!(
+                        "{o} must be an integer between 1 and {max}, but was {v}"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn quote(name: &str) -> String {

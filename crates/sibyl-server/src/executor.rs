@@ -444,6 +444,21 @@ impl<'a> Binder<'a> {
     fn selector(&mut self, s: &mut Selector) {
         match s {
             Selector::Term(t) => self.term(t, "term", &CqlType::Blob),
+            Selector::Function { name, args }
+                if name.name.to_ascii_lowercase().starts_with("similarity_") =>
+            {
+                // A marker takes the vector type of the column it is compared with.
+                let col_ty = args.iter().find_map(|a| match a {
+                    Selector::Column(c) => Some(self.column_type(c)),
+                    _ => None,
+                });
+                for a in args.iter_mut() {
+                    match (a, &col_ty) {
+                        (Selector::Term(t), Some(ty)) => self.term(t, "vector", &ty.clone()),
+                        (a, _) => self.selector(a),
+                    }
+                }
+            }
             Selector::Function { args, .. } => args.iter_mut().for_each(|a| self.selector(a)),
             Selector::Cast(inner, _) | Selector::Field(inner, _) => self.selector(inner),
             Selector::Element(inner, t) => {
@@ -716,13 +731,29 @@ impl Node {
             Statement::Select(s) => {
                 let table = self.resolve_table(&schema, &s.table, keyspace.as_deref())?;
                 let virtual_rows = table.is_virtual.then(|| {
-                    system_tables::rows(&table, &schema, &self.local, &self.peers(), &self.vtables)
+                    if table.keyspace == "system_views" && table.name == "sai_column_indexes" {
+                        system_tables::sai_rows(&table, &schema, &|id, name| {
+                            self.indexes.index(id, name).map(|i| i.is_built())
+                        })
+                    } else {
+                        system_tables::rows(
+                            &table,
+                            &schema,
+                            &self.local,
+                            &self.peers(),
+                            &self.vtables,
+                        )
+                    }
                 });
                 let coordinated = self.reader(&table.keyspace, params.consistency);
+                let local = crate::data::LocalData {
+                    engine: &self.engine,
+                    indexes: &self.indexes,
+                };
                 let rc = ReadContext {
                     data: match &coordinated {
                         Some(c) => c,
-                        None => &self.engine,
+                        None => &local,
                     },
                     now_secs,
                     page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
@@ -1161,6 +1192,7 @@ impl Node {
             .map_err(|e| QueryError::Server(format!("cannot persist schema: {e}")))?;
         // Prepared statements may name what changed: drivers re-prepare on UNPREPARED.
         self.prepared.write().clear();
+        self.sync_indexes();
         self.announce_schema();
         for id in dropped_tables {
             self.engine.drop_table(id)?;

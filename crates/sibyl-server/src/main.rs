@@ -12,6 +12,7 @@ mod describe;
 mod error;
 mod executor;
 mod hints;
+mod indexes;
 mod modify;
 mod node;
 mod rows;

@@ -37,6 +37,9 @@ pub struct Node {
     /// Striped locks serializing read-modify-write (LWT, counters) per partition.
     pub partition_locks: Vec<Mutex<()>>,
     last_micros: AtomicI64,
+    /// Storage-attached indexes of the schema's tables.
+    pub indexes: crate::indexes::Indexes,
+    self_ref: std::sync::OnceLock<std::sync::Weak<Node>>,
 }
 
 /// Per-node identity kept across restarts (host id, tokens).
@@ -191,7 +194,7 @@ impl Node {
         };
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let hints = crate::hints::Hints::open(config.data_dir.join("hints"))?;
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             config,
             local,
             engine,
@@ -206,7 +209,19 @@ impl Node {
             cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
             last_micros: AtomicI64::new(0),
-        }))
+            indexes: crate::indexes::Indexes::default(),
+            self_ref: std::sync::OnceLock::new(),
+        });
+        let _ = node.self_ref.set(Arc::downgrade(&node));
+        node.sync_indexes();
+        Ok(node)
+    }
+
+    /// Attaches, detaches and builds indexes to match the current schema.
+    pub fn sync_indexes(&self) {
+        if let Some(me) = self.self_ref.get() {
+            self.indexes.sync(me, &self.engine, &self.schema());
+        }
     }
 
     pub fn schema(&self) -> Arc<Schema> {
@@ -245,6 +260,7 @@ impl Node {
         let version = incoming.version;
         *self.schema.write() = Arc::new(incoming);
         self.prepared.write().clear();
+        self.sync_indexes();
         for id in dropped {
             let _ = self.engine.drop_table(id);
         }

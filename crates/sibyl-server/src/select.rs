@@ -19,6 +19,8 @@ use crate::schema::{ColumnKind, Table};
 use crate::selection::Selection;
 use crate::values::{eval, EvalCtx, Evaluated};
 
+mod ann;
+
 const FILTERING_MSG: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
 
 /// A compiled restriction on one column's serialized value.
@@ -31,6 +33,8 @@ enum Restriction {
     ContainsKey(Bytes),
     /// Multi-column comparison `(c_i..c_j) op (v..)`: column indexes and values.
     Tuple(Vec<usize>, Operator, Vec<Vec<Bytes>>),
+    /// Equality on a text column whose index analyzes text (case folding, normalization).
+    AnalyzedEq(sibyl_index::Analyzer, String),
 }
 
 fn column_of(table: &Table, name: &str) -> QueryResult<usize> {
@@ -68,6 +72,8 @@ enum Partitions {
     Keys(Vec<Vec<Bytes>>),
     /// A token range scan.
     Range(Bound<i64>, Bound<i64>),
+    /// The rows a storage-attached index nominates within a token range.
+    Indexed(Bound<i64>, Bound<i64>),
 }
 
 struct Plan {
@@ -80,6 +86,82 @@ struct Plan {
     reversed: bool,
     /// Merge-sort rows across partitions by clustering (ORDER BY with IN on the partition key).
     sort_across_partitions: bool,
+    /// The index lookup that drives an `Indexed` read.
+    index: Option<(String, crate::data::IndexLookup)>,
+}
+
+pub(crate) fn index_specs(table: &Table) -> Vec<sibyl_index::IndexSpec> {
+    table
+        .indexes
+        .iter()
+        .filter_map(|d| crate::indexes::spec_of(table, d))
+        .collect()
+}
+
+/// The lookup an index on column `i` offers for the restrictions on it, if any; Err when the
+/// column has only a vector index.
+fn index_lookup(
+    table: &Table,
+    specs: &[sibyl_index::IndexSpec],
+    i: usize,
+    rs: &[&Restriction],
+) -> QueryResult<Option<(String, crate::data::IndexLookup)>> {
+    use crate::data::IndexLookup;
+    use sibyl_index::Target;
+    let col = &table.columns[i];
+    let on_col: Vec<&sibyl_index::IndexSpec> = specs
+        .iter()
+        .filter(|s| s.column.as_ref() == col.name.as_bytes())
+        .collect();
+    if !on_col.is_empty() && on_col.iter().all(|s| s.graph.is_some()) {
+        return invalid("Vector indexes only support ANN queries");
+    }
+    for spec in on_col.iter().filter(|s| s.graph.is_none()) {
+        let multicell = col.ty.is_multicell();
+        let lookup = match (rs, spec.target) {
+            ([Restriction::Eq(b)], Target::Values) if !multicell => {
+                Some(IndexLookup::Eq(b.clone()))
+            }
+            ([Restriction::AnalyzedEq(_, _)], Target::Values) if !multicell => None,
+            ([Restriction::Eq(b)], Target::Full) => Some(IndexLookup::Eq(b.clone())),
+            ([Restriction::Contains(b)], Target::Values) if multicell => {
+                Some(IndexLookup::Eq(b.clone()))
+            }
+            ([Restriction::ContainsKey(b)], Target::Keys) => Some(IndexLookup::Eq(b.clone())),
+            (rs, Target::Values)
+                if !multicell
+                    && rs
+                        .iter()
+                        .all(|r| matches!(r, Restriction::Cmp(op, _) if *op != Operator::Neq)) =>
+            {
+                let (mut lo, mut hi) = (Bound::Unbounded, Bound::Unbounded);
+                for r in rs {
+                    let Restriction::Cmp(op, v) = r else { continue };
+                    match op {
+                        Operator::Gt => lo = Bound::Excluded(v.clone()),
+                        Operator::Gte => lo = Bound::Included(v.clone()),
+                        Operator::Lt => hi = Bound::Excluded(v.clone()),
+                        _ => hi = Bound::Included(v.clone()),
+                    }
+                }
+                Some(IndexLookup::Range(lo, hi))
+            }
+            _ => None,
+        };
+        if lookup.is_some() {
+            return Ok(lookup.map(|l| (spec.name.clone(), l)));
+        }
+    }
+    // Analyzed equality: the index looks up the raw query value and analyzes it itself.
+    if let [Restriction::AnalyzedEq(..)] = rs {
+        if let Some(spec) = on_col
+            .iter()
+            .find(|s| s.graph.is_none() && s.target == Target::Values)
+        {
+            return Ok(Some((spec.name.clone(), IndexLookup::Eq(Bytes::new()))));
+        }
+    }
+    Ok(None)
 }
 
 fn eval_bytes(term: &Term, ty: &CqlType, receiver: &str, ctx: &EvalCtx) -> QueryResult<Bytes> {
@@ -262,6 +344,27 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     let npk = table.partition_key_count;
     let nck = table.clustering_count;
     let mut needs_filtering = false;
+    let specs = index_specs(table);
+    // Equality through an analyzing text index compares analyzed forms, on lookup and recheck.
+    let mut analyzed_raw: Vec<(usize, Bytes)> = vec![];
+    for (i, r) in filters.iter_mut() {
+        if *i == usize::MAX || *i < npk + nck {
+            continue;
+        }
+        let col = &table.columns[*i];
+        if let Restriction::Eq(b) = r {
+            if let Some(spec) = specs.iter().find(|s| {
+                s.column.as_ref() == col.name.as_bytes()
+                    && s.graph.is_none()
+                    && !s.analyzer.is_identity()
+                    && matches!(col.ty, CqlType::Text | CqlType::Ascii)
+            }) {
+                analyzed_raw.push((*i, b.clone()));
+                let text = spec.analyzer.analyze(&String::from_utf8_lossy(b));
+                *r = Restriction::AnalyzedEq(spec.analyzer, text);
+            }
+        }
+    }
 
     // Partition key: every component by EQ/IN, or a range.
     let mut pk_values: Vec<Option<Vec<Bytes>>> = vec![None; npk];
@@ -383,13 +486,45 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     {
         needs_filtering = true;
     }
-    let regular = filters
+    let mut regular_cols: Vec<usize> = filters
         .iter()
-        .any(|(i, _)| *i != usize::MAX && *i >= npk + nck);
-    if regular {
-        needs_filtering = true;
+        .filter(|(i, _)| *i != usize::MAX && *i >= npk + nck)
+        .map(|(i, _)| *i)
+        .collect();
+    regular_cols.dedup();
+    let mut index: Option<(String, crate::data::IndexLookup)> = None;
+    for &c in &regular_cols {
         exact = false;
+        let rs: Vec<&Restriction> = filters
+            .iter()
+            .filter(|(i, _)| *i == c)
+            .map(|(_, r)| r)
+            .collect();
+        match index_lookup(table, &specs, c, &rs)? {
+            Some((name, mut lookup)) => {
+                if let Some((_, raw)) = analyzed_raw.iter().find(|(i, _)| *i == c) {
+                    lookup = crate::data::IndexLookup::Eq(raw.clone());
+                }
+                // An equality narrows more than a range.
+                let better = matches!(
+                    (&index, &lookup),
+                    (None, _)
+                        | (
+                            Some((_, crate::data::IndexLookup::Range(..))),
+                            crate::data::IndexLookup::Eq(_)
+                        )
+                );
+                if better {
+                    index = Some((name, lookup));
+                }
+            }
+            None => needs_filtering = true,
+        }
     }
+    let partitions = match (partitions, &index) {
+        (Partitions::Range(lo, hi), Some(_)) => Partitions::Indexed(lo, hi),
+        (p, _) => p,
+    };
     if needs_filtering && !st.allow_filtering {
         return invalid(FILTERING_MSG);
     }
@@ -470,6 +605,7 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
         exact,
         reversed,
         sort_across_partitions,
+        index,
     })
 }
 
@@ -546,6 +682,7 @@ fn row_matches(
                 _ => false,
             },
             Restriction::Tuple(..) => true,
+            Restriction::AnalyzedEq(a, text) => a.analyze(&String::from_utf8_lossy(v)) == *text,
         };
         if !ok {
             return Ok(false);
@@ -632,6 +769,9 @@ pub fn execute(
     ctx: &EvalCtx,
     rc: ReadContext,
 ) -> QueryResult<Rows> {
+    if ann::is_ann(st) && !table.is_virtual {
+        return ann::execute(table, st, ctx, rc);
+    }
     let sel = crate::selection::compile(table, st, ctx)?;
     let limit = limit_value(&st.limit, "[limit]", ctx)?;
     let per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
@@ -830,6 +970,7 @@ pub fn execute(
                 }
             }
         }
+        Partitions::Indexed(..) => {}
         Partitions::Range(lo, hi) => {
             let mut from: Bound<PartitionKey> = match lo {
                 Bound::Included(t) => Bound::Included(PartitionKey {
@@ -884,6 +1025,87 @@ pub fn execute(
                 if n < BATCH {
                     break;
                 }
+            }
+        }
+    }
+    if let Partitions::Indexed(lo, hi) = &p.partitions {
+        let (name, lookup) = p.index.as_ref().expect("an indexed plan has a lookup");
+        let in_range = |t: i64| {
+            (match lo {
+                Bound::Included(x) => t >= *x,
+                Bound::Excluded(x) => t > *x,
+                Bound::Unbounded => true,
+            }) && (match hi {
+                Bound::Included(x) => t <= *x,
+                Bound::Excluded(x) => t < *x,
+                Bound::Unbounded => true,
+            })
+        };
+        let mut candidates = rc.data.index_rows(table.id, name, lookup)?;
+        candidates.retain(|r| in_range(r.partition.token));
+        let resume_at = state.take();
+        let mut i = 0;
+        while i < candidates.len() {
+            let key = candidates[i].partition.clone();
+            let mut j = i;
+            while j < candidates.len() && candidates[j].partition == key {
+                j += 1;
+            }
+            let group = &candidates[i..j];
+            i = j;
+            let mut resume: Option<Vec<u8>> = None;
+            if let Some(s) = &resume_at {
+                let last = PartitionKey {
+                    token: s.token,
+                    key: Bytes::from(s.key.clone()),
+                };
+                if key < last || (key == last && s.clustering.is_none()) {
+                    continue;
+                }
+                if key == last {
+                    resume = s.clustering.clone();
+                }
+            }
+            let whole =
+                table.clustering_count == 0 || group.iter().any(|r| r.clustering.is_empty());
+            let slice = if whole {
+                slice_for(resume.as_ref(), None)
+            } else {
+                let ranges = group
+                    .iter()
+                    .filter(|r| {
+                        resume
+                            .as_ref()
+                            .is_none_or(|c| r.clustering.as_ref() > c.as_slice())
+                    })
+                    .map(|r| {
+                        (
+                            Bound::Included(r.clustering.clone()),
+                            Bound::Included(r.clustering.clone()),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                if ranges.is_empty() {
+                    continue;
+                }
+                Slice {
+                    ranges,
+                    reversed: false,
+                    limit: None,
+                }
+            };
+            let Some(view) = rc.data.read(table.id, &key, &slice, rc.now_secs)? else {
+                continue;
+            };
+            if !take_partition(
+                view,
+                resume.as_ref(),
+                &mut out,
+                &mut remaining,
+                &mut next_state,
+            )? || remaining == Some(0)
+            {
+                break;
             }
         }
     }

@@ -302,6 +302,45 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                         CqlType::Bigint,
                     )
                 }
+                "similarity_cosine" | "similarity_euclidean" | "similarity_dot_product" => {
+                    let [a, b] = args.as_slice() else {
+                        return invalid(format!(
+                            "Invalid number of arguments in call to function system.{f}: 2 required but {} provided",
+                            args.len()
+                        ));
+                    };
+                    // A literal or marker takes the vector type of the other argument.
+                    let typed = |s: &Selector, other: &Selector| -> QueryResult<(Sel, CqlType)> {
+                        match s {
+                            Selector::Term(t) => {
+                                let (_, _, ty) = compile_one(table, other, ctx)?;
+                                let v = eval(t, &ty, &f, ctx)?;
+                                Ok((Sel::Constant(v.bytes().cloned()), ty))
+                            }
+                            s => compile_one(table, s, ctx).map(|(sel, _, ty)| (sel, ty)),
+                        }
+                    };
+                    let (la, ta) = typed(a, b)?;
+                    let (lb, tb) = typed(b, a)?;
+                    for t in [&ta, &tb] {
+                        if !matches!(t.unfrozen(), CqlType::Vector(e, _) if **e == CqlType::Float) {
+                            return invalid(format!(
+                                "Function system.{f} requires a float vector argument, but found argument of type {}",
+                                t.cql_name()
+                            ));
+                        }
+                    }
+                    if ta.unfrozen() != tb.unfrozen() {
+                        return invalid(format!(
+                            "All arguments must have the same vector dimensions in function system.{f}"
+                        ));
+                    }
+                    (
+                        Sel::Func(f.clone(), vec![(la, ta), (lb, tb)]),
+                        format!("system.{f}({})", arg_names()),
+                        CqlType::Float,
+                    )
+                }
                 "count"
                     if matches!(
                         args.as_slice(),
@@ -462,6 +501,27 @@ fn to_millis(ty: &CqlType, b: &[u8]) -> Option<i64> {
 }
 
 fn call_scalar(f: &str, args: &[(Option<Bytes>, &CqlType)]) -> QueryResult<Option<Bytes>> {
+    if let Some(kind) = f.strip_prefix("similarity_") {
+        let sim = sibyl_index::Similarity::parse(kind)
+            .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
+        let (Some((Some(a), _)), Some((Some(b), _))) = (args.first(), args.get(1)) else {
+            return Ok(None);
+        };
+        let (Some(a), Some(b)) = (
+            sibyl_index::vector::decode_f32s(a),
+            sibyl_index::vector::decode_f32s(b),
+        ) else {
+            return Ok(None);
+        };
+        if sim == sibyl_index::Similarity::Cosine
+            && (sibyl_index::vector::is_zero_vector(&a) || sibyl_index::vector::is_zero_vector(&b))
+        {
+            return invalid("Function system.similarity_cosine doesn't support all-zero vectors");
+        }
+        return Ok(Some(Bytes::copy_from_slice(
+            &sim.score(&a, &b).to_be_bytes(),
+        )));
+    }
     if f == "tojson" {
         let text = match args.first() {
             Some((Some(b), t)) => sibyl_types::json::to_json(t, b)?,

@@ -367,6 +367,22 @@ pub fn definitions() -> BTreeMap<(String, String), Arc<Table>> {
             ],
         ),
         vtable(
+            "system_views",
+            "sai_column_indexes",
+            &["keyspace_name"],
+            &["index_name"],
+            vec![
+                ("keyspace_name", Text),
+                ("index_name", Text),
+                ("table_name", Text),
+                ("column_name", Text),
+                ("is_queryable", Boolean),
+                ("is_built", Boolean),
+                ("is_string", Boolean),
+                ("analyzer", Text),
+            ],
+        ),
+        vtable(
             "system_virtual_schema",
             "keyspaces",
             &["keyspace_name"],
@@ -714,13 +730,13 @@ pub fn rows(
                 })
             })
             .collect(),
-        ("system_virtual_schema", "keyspaces") => vec![row_of(
-            def,
-            vec![("keyspace_name", text("system_virtual_schema"))],
-        )],
+        ("system_virtual_schema", "keyspaces") => ["system_views", "system_virtual_schema"]
+            .iter()
+            .map(|k| row_of(def, vec![("keyspace_name", text(k))]))
+            .collect(),
         ("system_virtual_schema", "tables") => vtables
             .values()
-            .filter(|t| t.keyspace == "system_virtual_schema")
+            .filter(|t| t.keyspace == "system_virtual_schema" || t.keyspace == "system_views")
             .map(|t| {
                 row_of(
                     def,
@@ -734,9 +750,53 @@ pub fn rows(
             .collect(),
         ("system_virtual_schema", "columns") => vtables
             .values()
-            .filter(|t| t.keyspace == "system_virtual_schema")
+            .filter(|t| t.keyspace == "system_virtual_schema" || t.keyspace == "system_views")
             .flat_map(|t| column_rows(def, t))
             .collect(),
         _ => vec![],
     }
+}
+
+/// Rows of `system_views.sai_column_indexes`; `built` tells whether an index of a table is
+/// built on this node (None: not attached here).
+pub fn sai_rows(
+    def: &Table,
+    schema: &Schema,
+    built: &dyn Fn(uuid::Uuid, &str) -> Option<bool>,
+) -> Vec<Row> {
+    let mut rows = vec![];
+    for t in schema.tables() {
+        for i in &t.indexes {
+            let Some((column, _)) = crate::indexes::parse_target(i) else {
+                continue;
+            };
+            let is_built = built(t.id, &i.name).unwrap_or(false);
+            let is_string = t
+                .column(&column)
+                .is_some_and(|c| matches!(c.ty, CqlType::Text | CqlType::Ascii));
+            let analyzer = if ["case_sensitive", "normalize", "ascii"]
+                .iter()
+                .any(|o| i.options.contains_key(*o))
+            {
+                "NonTokenizingAnalyzer"
+            } else {
+                "NoOpAnalyzer"
+            };
+            rows.push(row_of(
+                def,
+                vec![
+                    ("keyspace_name", text(&t.keyspace)),
+                    ("index_name", text(&i.name)),
+                    ("table_name", text(&t.name)),
+                    ("column_name", text(&column)),
+                    ("is_queryable", Some(Value::Boolean(is_built))),
+                    ("is_built", Some(Value::Boolean(is_built))),
+                    ("is_string", Some(Value::Boolean(is_string))),
+                    ("analyzer", text(analyzer)),
+                ],
+            ));
+        }
+    }
+    rows.sort_by(|a, b| format!("{:?}{:?}", a[0], a[1]).cmp(&format!("{:?}{:?}", b[0], b[1])));
+    rows
 }
