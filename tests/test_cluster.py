@@ -140,6 +140,39 @@ def test_nts_replication_factor_expands_to_datacenters(three_nodes):
         cluster.shutdown()
 
 
+def test_sai_and_ann_gather_from_every_node(three_nodes):
+    """RF 1 spreads rows over the three nodes: an indexed query and an ANN query through one
+    coordinator must gather candidates from every node's own index."""
+    cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
+    try:
+        s.execute("CREATE KEYSPACE vs WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+        s.execute("CREATE TABLE vs.t (id int PRIMARY KEY, grp int, v vector<float, 2>)")
+        s.execute("CREATE CUSTOM INDEX t_grp ON vs.t (grp) USING 'StorageAttachedIndex'")
+        s.execute("CREATE CUSTOM INDEX t_v ON vs.t (v) USING 'StorageAttachedIndex' WITH OPTIONS = {'similarity_function': 'euclidean'}")
+        ins = s.prepare("INSERT INTO vs.t (id, grp, v) VALUES (?, ?, ?)")
+        for i in range(300):
+            s.execute(ins, [i, i % 3, [float(i), 0.0]])
+        owners = {str(h.address) for i in range(300) for h in cluster.metadata.get_replicas("vs", ins.bind([i, 0, [0.0, 0.0]]).routing_key)}
+        assert owners == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+
+        def grp_complete():
+            try:
+                return sorted(r.id for r in s.execute("SELECT id FROM vs.t WHERE grp = 1")) == list(range(1, 300, 3))
+            except Exception:
+                return False
+        wait_until(grp_complete, what="indexed query sees all nodes")
+        def ann(q):
+            try:
+                return [r.id for r in s.execute(q)]
+            except Exception:  # noqa: BLE001 - an index still building on some node
+                return None
+        wait_until(lambda: ann("SELECT id FROM vs.t ORDER BY v ANN OF [150.2, 0] LIMIT 5") == [150, 151, 149, 152, 148],
+                   what="ANN gathers from all nodes")
+        assert ann("SELECT id FROM vs.t WHERE grp = 2 ORDER BY v ANN OF [150.2, 0] LIMIT 3") == [149, 152, 146]
+    finally:
+        cluster.shutdown()
+
+
 def test_bootstrap_streams_ranges_to_a_new_node(three_nodes):
     cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
     fourth = None
