@@ -118,3 +118,36 @@ def test_cqlengine_models(cqlengine):
 
     drop_table(EventV2)
     assert "events" not in cluster.metadata.keyspaces[ks].tables
+
+
+def test_indexed_column_filters_without_allow_filtering(cqlengine):
+    """`index=True` makes sync_table create a secondary index (served by SAI); filtering on the
+    column then needs no allow_filtering(), and a second sync_table sees the index."""
+    ks, own = cqlengine
+
+    class User(Model):
+        __keyspace__ = ks
+        __table_name__ = "users"
+        id = columns.Integer(primary_key=True)
+        email = columns.Text(index=True)
+        age = columns.Integer(index=True)
+
+    sync_table(User)
+    sync_table(User)
+    own.refresh_schema_metadata()
+    idx = own.metadata.keyspaces[ks].tables["users"].indexes
+    assert {i.index_options["target"] for i in idx.values()} == {"email", "age"}
+    for i in range(30):
+        User.create(id=i, email=f"u{i % 3}@x", age=i)
+    import time
+    deadline = time.time() + 20
+    while True:
+        try:
+            got = sorted(u.id for u in User.objects.filter(email="u1@x"))
+            break
+        except Exception:  # noqa: BLE001 - the index may still be building
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    assert got == list(range(1, 30, 3))
+    assert sorted(u.id for u in User.objects.filter(age__gt=5, email="u0@x")) == [6, 9, 12, 15, 18, 21, 24, 27]

@@ -55,11 +55,25 @@ pub struct IndexConfig {
     pub m: u32,
     pub construction_beam_width: u32,
     pub search_beam_width: u32,
+    /// Sibyl's `exact_search_limit` (segments up to this size are scanned exactly); None keeps
+    /// the server's default.
+    pub exact_search_limit: Option<u32>,
 }
 
 impl IndexConfig {
     pub fn name(&self) -> String {
-        format!("M{} C{} S{}", self.m, self.construction_beam_width, self.search_beam_width)
+        match self.exact_search_limit {
+            Some(e) => format!("M{} C{} S{} E{e}", self.m, self.construction_beam_width, self.search_beam_width),
+            None => format!("M{} C{} S{}", self.m, self.construction_beam_width, self.search_beam_width),
+        }
+    }
+
+    fn label(&self) -> String {
+        let base = format!("{}:{}:{}", self.m, self.construction_beam_width, self.search_beam_width);
+        match self.exact_search_limit {
+            Some(e) => format!("{base}:{e}"),
+            None => base,
+        }
     }
 }
 
@@ -68,8 +82,8 @@ pub fn parse_configs(s: &str) -> Result<Vec<IndexConfig>> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
         let parts: Vec<&str> = item.split(':').map(str::trim).collect();
-        if parts.len() != 3 {
-            bail!("index config {item:?} is not M:C:S (maximum_node_connections:construction_beam_width:search_beam_width)");
+        if parts.len() != 3 && parts.len() != 4 {
+            bail!("index config {item:?} is not M:C:S[:E] (maximum_node_connections:construction_beam_width:search_beam_width[:exact_search_limit])");
         }
         let num = |p: &str| -> Result<u32> {
             let v: u32 = p.parse().with_context(|| format!("index config {item:?}: {p:?} is not a number"))?;
@@ -82,6 +96,10 @@ pub fn parse_configs(s: &str) -> Result<Vec<IndexConfig>> {
             m: num(parts[0])?,
             construction_beam_width: num(parts[1])?,
             search_beam_width: num(parts[2])?,
+            exact_search_limit: match parts.get(3) {
+                Some(p) => Some(p.parse().with_context(|| format!("index config {item:?}: {p:?} is not a number"))?),
+                None => None,
+            },
         });
     }
     Ok(out)
@@ -806,8 +824,11 @@ async fn build_index(ctx: &Ctx, cfg: &IndexConfig) -> Result<Build> {
     session.query_unpaged(drop, &[]).await.context("DROP INDEX")?;
     let mut create = Statement::new(format!(
         "CREATE CUSTOM INDEX {INDEX} ON {ks}.{TABLE} (v) USING 'StorageAttachedIndex' WITH OPTIONS = \
-         {{'similarity_function': 'cosine', 'maximum_node_connections': '{}', 'construction_beam_width': '{}', 'search_beam_width': '{}'}}",
-        cfg.m, cfg.construction_beam_width, cfg.search_beam_width
+         {{'similarity_function': 'cosine', 'maximum_node_connections': '{}', 'construction_beam_width': '{}', 'search_beam_width': '{}'{}}}",
+        cfg.m,
+        cfg.construction_beam_width,
+        cfg.search_beam_width,
+        cfg.exact_search_limit.map(|e| format!(", 'exact_search_limit': '{e}'")).unwrap_or_default()
     ));
     create.set_request_timeout(Some(timeout));
     let start = Instant::now();
@@ -978,10 +999,13 @@ pub async fn run(args: Args, duration_given: bool) -> Result<()> {
         let name = cfg.name();
         eprintln!("{name}: building index");
         let mut rec =
-            ctx.base_record(&format!("index:{}:{}:{}", cfg.m, cfg.construction_beam_width, cfg.search_beam_width));
+            ctx.base_record(&format!("index:{}", cfg.label()));
         rec["maximum_node_connections"] = cfg.m.into();
         rec["construction_beam_width"] = cfg.construction_beam_width.into();
         rec["search_beam_width"] = cfg.search_beam_width.into();
+        if let Some(e) = cfg.exact_search_limit {
+            rec["exact_search_limit"] = e.into();
+        }
         rec["brute_queries_per_s"] = brute_qps.into();
         let build = match build_index(&ctx, cfg).await {
             Ok(b) => b,
@@ -1048,8 +1072,8 @@ mod tests {
         assert_eq!(
             c,
             vec![
-                IndexConfig { m: 16, construction_beam_width: 100, search_beam_width: 40 },
-                IndexConfig { m: 16, construction_beam_width: 200, search_beam_width: 400 },
+                IndexConfig { m: 16, construction_beam_width: 100, search_beam_width: 40, exact_search_limit: None },
+                IndexConfig { m: 16, construction_beam_width: 200, search_beam_width: 400, exact_search_limit: None },
             ]
         );
         assert!(parse_configs("16:100").is_err());

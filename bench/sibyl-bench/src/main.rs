@@ -160,7 +160,7 @@ struct Args {
     top_k: usize,
     /// ann: index configurations, comma-separated
     /// maximum_node_connections:construction_beam_width:search_beam_width.
-    #[arg(long, default_value = "16:100:40,16:100:100,16:200:200,16:200:400", help_heading = "ann")]
+    #[arg(long, default_value = "16:100:200,16:100:100:0,16:100:400:0,16:100:1600:0", help_heading = "ann")]
     configs: String,
     /// ann: reuse the existing table (same --vectors/--dimensions/--seed) instead of loading.
     #[arg(long, help_heading = "ann")]

@@ -227,12 +227,17 @@ impl Segment {
         &self,
         q: &[f32],
         k: usize,
+        exact_limit: usize,
         out: &mut Vec<RowKey>,
     ) -> Result<(), IndexError> {
         let Segment::Vectors(v) = self else {
             return Ok(());
         };
-        let ids = v.graph.search(q, k)?;
+        let ids = if v.graph.len() <= exact_limit {
+            v.graph.exact_search(q, k)?
+        } else {
+            v.graph.search(q, k)?
+        };
         let rows = v.rows.read();
         out.extend(ids.iter().filter_map(|&i| rows.get(i as usize).cloned()));
         Ok(())

@@ -80,8 +80,9 @@ impl ColumnIndex {
     /// Candidate rows near `q`: about `k` from every segment, without duplicates.
     pub fn search_vectors(&self, q: &[f32], k: usize) -> Result<Vec<RowKey>, IndexError> {
         let mut out = Vec::new();
+        let exact_limit = self.spec.graph.map_or(0, |g| g.exact_limit);
         for s in self.snapshot() {
-            s.search_vectors(q, k, &mut out)?;
+            s.search_vectors(q, k, exact_limit, &mut out)?;
         }
         out.sort();
         out.dedup();

@@ -98,6 +98,10 @@ pub struct GraphParams {
     pub construction_beam: usize,
     /// `search_beam_width` (ef at query time, at least k).
     pub search_beam: usize,
+    /// Segments with at most this many vectors are searched exactly (a scan of the vectors the
+    /// segment holds in memory) instead of through the graph: on high-dimensional data without
+    /// structure a graph needs a beam so wide that the scan is both cheaper and exact.
+    pub exact_limit: usize,
 }
 
 /// An approximate nearest-neighbour graph over vectors named by u64 keys.
@@ -105,6 +109,8 @@ pub trait VectorGraph: Send + Sync {
     fn add(&self, key: u64, v: &[f32]) -> Result<(), IndexError>;
     /// Keys of about the `k` nearest vectors, nearest first.
     fn search(&self, q: &[f32], k: usize) -> Result<Vec<u64>, IndexError>;
+    /// Keys of exactly the `k` nearest vectors, by scanning them all.
+    fn exact_search(&self, q: &[f32], k: usize) -> Result<Vec<u64>, IndexError>;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -199,6 +205,14 @@ impl VectorGraph for HnswGraph {
         Ok(index.search(q, k).map_err(uerr)?.keys)
     }
 
+    fn exact_search(&self, q: &[f32], k: usize) -> Result<Vec<u64>, IndexError> {
+        let index = self.index.read();
+        if index.size() == 0 {
+            return Ok(vec![]);
+        }
+        Ok(index.exact_search(q, k).map_err(uerr)?.keys)
+    }
+
     fn len(&self) -> usize {
         self.index.read().size()
     }
@@ -235,6 +249,7 @@ mod tests {
             connectivity: 16,
             construction_beam: 64,
             search_beam: 64,
+            exact_limit: 0,
         };
         let g = HnswGraph::new(&p, 4).unwrap();
         for i in 0..500u64 {
@@ -253,5 +268,6 @@ mod tests {
         let g2 = HnswGraph::load(&p, &path).unwrap();
         assert_eq!(g2.len(), 500);
         assert_eq!(g2.search(&q, 1).unwrap()[0], 123);
+        assert_eq!(g2.exact_search(&q, 3).unwrap()[0], 123);
     }
 }

@@ -1110,6 +1110,7 @@ const INDEX_OPTIONS: &[&str] = &[
     "maximum_node_connections",
     "construction_beam_width",
     "search_beam_width",
+    "exact_search_limit",
     "source_model",
     "case_sensitive",
     "normalize",
@@ -1145,6 +1146,7 @@ fn validate_index(
         _ => None,
     };
     for o in [
+        "exact_search_limit",
         "similarity_function",
         "maximum_node_connections",
         "construction_beam_width",
@@ -1174,6 +1176,13 @@ fn validate_index(
     };
     if sim == sibyl_index::Similarity::Cosine && dims == 1 {
         return invalid("Cosine similarity is not supported for single-dimension vectors");
+    }
+    if let Some(v) = options.get("exact_search_limit") {
+        if v.trim().parse::<usize>().is_err() {
+            return invalid(format!(
+                "exact_search_limit must be a non-negative integer, but was {v}"
+            ));
+        }
     }
     for (o, max) in [
         ("maximum_node_connections", 512usize),
