@@ -998,8 +998,7 @@ pub async fn run(args: Args, duration_given: bool) -> Result<()> {
     for cfg in &configs {
         let name = cfg.name();
         eprintln!("{name}: building index");
-        let mut rec =
-            ctx.base_record(&format!("index:{}", cfg.label()));
+        let mut rec = ctx.base_record(&format!("index:{}", cfg.label()));
         rec["maximum_node_connections"] = cfg.m.into();
         rec["construction_beam_width"] = cfg.construction_beam_width.into();
         rec["search_beam_width"] = cfg.search_beam_width.into();
