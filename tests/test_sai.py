@@ -291,3 +291,28 @@ def test_filtered_ann_deletes_and_updates(session, vecs):
     got = [r.id for r in session.execute(ann, [q, q])]
     assert 10 not in got and 11 not in got
     assert got == exact_top(data, q, 5)
+
+
+def test_vector_dimensions_zero_vectors_and_8192_floats(session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.d (id int PRIMARY KEY, v vector<float, 3>)")
+    with pytest.raises(InvalidRequest, match=r"Invalid vector literal for v of type vector<float, 3>; expected 3 elements, but given 2"):
+        session.execute(f"INSERT INTO {ks}.d (id, v) VALUES (1, [1, 2])")
+    session.execute(f"CREATE CUSTOM INDEX d_v ON {ks}.d (v) USING 'StorageAttachedIndex'")
+    with pytest.raises(InvalidRequest, match="Zero and near-zero vectors cannot be indexed"):
+        session.execute(f"INSERT INTO {ks}.d (id, v) VALUES (1, [0, 0, 0])")
+    assert list(session.execute(f"SELECT * FROM {ks}.d")) == []
+    # The largest vectors Cassandra indexes: 8,192 floats.
+    session.execute(f"CREATE TABLE {ks}.big (id int PRIMARY KEY, v vector<float, 8192>)")
+    session.execute(f"CREATE CUSTOM INDEX big_v ON {ks}.big (v) USING 'StorageAttachedIndex' "
+                    f"WITH OPTIONS = {{'similarity_function': 'dot_product'}}")
+    wait_built(session, ks, "big_v")
+    rng = random.Random(11)
+    data = {i: unit(rng, 8192) for i in range(20)}
+    ins = session.prepare(f"INSERT INTO {ks}.big (id, v) VALUES (?, ?)")
+    for i, v in data.items():
+        session.execute(ins, [i, v])
+    q = session.prepare(f"SELECT id, v FROM {ks}.big ORDER BY v ANN OF ? LIMIT 3")
+    rows = list(session.execute(q, [data[5]]))
+    assert rows[0].id == 5 and len(rows[0].v) == 8192
+    assert rows[0].v == pytest.approx(data[5], rel=1e-6)

@@ -1017,11 +1017,15 @@ impl Node {
         if !conditional && counters == 0 {
             let mut mutations = vec![];
             for (idx, item) in items.iter().enumerate() {
-                mutations.extend(self.modification(
+                let ms = self.modification(
                     &item.table,
                     item.statement,
                     &wctx(item, timestamp, now_secs, source(idx)),
-                )?);
+                )?;
+                for m in &ms {
+                    crate::indexes::check_indexable(&item.table, m)?;
+                }
+                mutations.extend(ms);
             }
             self.apply(&mutations, consistency, write_type)?;
             return Ok(Outcome::body(ResultBody::Void));
