@@ -169,3 +169,52 @@ def test_defaults_without_arguments(tmp_path):
         finally:
             log.close()
     assert rc == 0, (tmp_path / "stderr.log").read_text(errors="replace")
+
+
+def admin(node, *args):
+    return run_sibyl(list(args) + ["--host", node.listen_address, "--port", str(node.storage_port)], timeout=60)
+
+
+def test_status_ring_and_describering(node, session, fresh_keyspace):
+    """`sibyl status` / `ring` / `describering` in nodetool's shape, from a running node."""
+    r = admin(node, "status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Datacenter: datacenter1"
+    host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
+    me = [line for line in lines if host_id in line]
+    assert len(me) == 1 and me[0].startswith("UN  127.0.0.1")
+    assert "100.0%" in me[0] and " 16 " in me[0]
+    r = admin(node, "ring")
+    assert r.returncode == 0, r.stderr
+    tokens = {str(t) for t in session.execute("SELECT tokens FROM system.local").one().tokens}
+    assert {line.split()[-1] for line in r.stdout.splitlines() if line.startswith("127.0.0.1")} == tokens
+    r = admin(node, "describering", fresh_keyspace)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("TokenRange(start_token:") == 16
+    assert "endpoints:[127.0.0.1]" in r.stdout
+    r = admin(node, "describering", "no_such_ks")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_flush_and_compact(node, session, fresh_keyspace):
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)")
+    tdir = lambda: next(d for d in (node.data_dir / "storage" / "tables").iterdir() if d.name.startswith(f"{ks}.t-"))  # noqa: E731
+    data = lambda: sorted(p.name for p in tdir().iterdir() if p.name.endswith("-Data.db"))  # noqa: E731
+    for round in range(3):
+        session.execute(f"INSERT INTO {ks}.t (k, v) VALUES ({round}, 'x')")
+        r = admin(node, "flush", ks, "t")
+        assert r.returncode == 0, r.stderr
+    assert len(data()) == 3
+    r = admin(node, "compact", ks)
+    assert r.returncode == 0, r.stderr
+    assert len(data()) == 1
+    assert sorted(row.k for row in session.execute(f"SELECT k FROM {ks}.t")) == [0, 1, 2]
+    r = admin(node, "flush", ks, "nosuch")
+    assert r.returncode == 2 and "Unknown table nosuch" in r.stderr
+
+
+def test_command_without_a_node_fails(tmp_path):
+    r = run_sibyl(["status", "--port", str(free_port())])
+    assert r.returncode == 1 and "cannot reach the node" in r.stderr

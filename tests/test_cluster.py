@@ -9,7 +9,7 @@ from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
-from sibyl_node import Node, free_port
+from sibyl_node import Node, free_port, run_sibyl
 
 
 def wait_until(pred, timeout=20.0, what="condition"):
@@ -33,6 +33,12 @@ def three_nodes():
     yield nodes
     for n in nodes:
         n.cleanup(remove=True)
+
+
+def status_lines(node):
+    r = run_sibyl(["status", "--host", node.listen_address, "--port", str(node.storage_port)])
+    assert r.returncode == 0, r.stderr
+    return [line for line in r.stdout.splitlines() if line[:2] in ("UN", "DN", "UJ", "DJ", "UL", "DL")]
 
 
 def connect(node, whitelist=None):
@@ -68,8 +74,19 @@ def test_cluster_membership_schema_and_placement(three_nodes):
             finally:
                 c2.shutdown()
 
+        # `sibyl status` from node 1: three nodes up and normal, 16 tokens each, ownership ~100 %.
+        st = status_lines(three_nodes[0])
+        assert sorted(line.split()[1] for line in st) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        assert all(line.startswith("UN") and line.split()[4] == "16" for line in st)
+        assert abs(sum(float(line.split()[5].rstrip("%")) for line in st) - 100.0) < 0.5
+        r = run_sibyl(["describering", "ring", "--host", "127.0.0.1", "--port", str(three_nodes[0].storage_port)])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("TokenRange(") == 48 and r.stdout.count(", endpoints:[") == 48
+
         # Take node 3 down: keys it replicates lose ALL but keep ONE; the others keep ALL.
         three_nodes[2].kill()
+        wait_until(lambda: any(line.startswith("DN") and " 127.0.0.3 " in line for line in status_lines(three_nodes[0])),
+                   timeout=30, what="status shows node 3 down")
         sel = s.prepare("SELECT v FROM ring.kv WHERE k = ?")
         probe = next(k for k in range(60) if "127.0.0.3" in {h.address for h in cluster.metadata.get_replicas("ring", k.to_bytes(4, "big", signed=True))})
 

@@ -42,6 +42,57 @@ pub struct Flags {
     /// Number of vnode tokens.
     #[arg(long)]
     pub num_tokens: Option<u32>,
+    /// Without a command the node starts; a command talks to a running node instead.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where a command finds the running node: its listen address and storage port.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeAddr {
+    /// The node's listen address.
+    #[arg(long = "host", short = 'H', default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// The node's storage (internode) port.
+    #[arg(long = "port", short = 'p', default_value_t = 7000)]
+    pub port: u16,
+}
+
+/// Operations on a running node, in the spirit of nodetool.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Nodes by data center: up/down, state, address, load, tokens, ownership, host id, rack.
+    Status {
+        /// Show effective ownership for this keyspace's replication.
+        keyspace: Option<String>,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
+    /// Every token of the ring with its node.
+    Ring {
+        #[command(flatten)]
+        node: NodeAddr,
+    },
+    /// Token ranges of a keyspace with their replicas.
+    Describering {
+        keyspace: String,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
+    /// Flushes memtables to SSTables (all user tables, a keyspace, or some of its tables).
+    Flush {
+        keyspace: Option<String>,
+        tables: Vec<String>,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
+    /// Flushes, then compacts all SSTables of the tables into one (major compaction).
+    Compact {
+        keyspace: Option<String>,
+        tables: Vec<String>,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
 }
 
 /// The subset of cassandra.yaml that Sibyl understands.

@@ -144,7 +144,7 @@ fn unavailable(consistency: u16, required: usize, alive: usize) -> QueryError {
 }
 
 impl Node {
-    fn replication_of(&self, keyspace: &str) -> Replication {
+    pub(crate) fn replication_of(&self, keyspace: &str) -> Replication {
         let schema = self.schema();
         match schema.keyspaces.get(keyspace) {
             Some(ks) => {
@@ -622,6 +622,7 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
             .map_err(|e| e.to_string())??;
             Ok(messaging::encode(&rows))
         }
+        crate::admin::VERB_ADMIN => crate::admin::handle(node, payload).await,
         VERB_SCHEMA_PULL => {
             let text = serde_json::to_string(&*node.schema()).map_err(|e| e.to_string())?;
             Ok(messaging::encode(&text))

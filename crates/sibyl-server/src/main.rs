@@ -2,6 +2,7 @@
 //! the CQL native-protocol server, system tables, schema management and query execution, and
 //! wires together the codec, the parser, the type system and the storage engine.
 
+mod admin;
 mod cas;
 mod config;
 mod connection;
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some(cmd) = flags.command.clone() {
+        return run_command(cmd);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -104,4 +108,30 @@ async fn run(config: config::Config) -> node::anyhow_like::Result<()> {
     tokio::task::spawn_blocking(move || n.shutdown()).await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+fn run_command(cmd: config::Command) -> ExitCode {
+    use admin::AdminRequest as R;
+    use config::Command as C;
+    let (node, req) = match cmd {
+        C::Status { keyspace, node } => (node, R::Status { keyspace }),
+        C::Ring { node } => (node, R::Ring),
+        C::Describering { keyspace, node } => (node, R::DescribeRing { keyspace }),
+        C::Flush {
+            keyspace,
+            tables,
+            node,
+        } => (node, R::Flush { keyspace, tables }),
+        C::Compact {
+            keyspace,
+            tables,
+            node,
+        } => (node, R::Compact { keyspace, tables }),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let to = SocketAddr::new(node.host, node.port);
+    ExitCode::from(runtime.block_on(admin::run_cli(to, req)))
 }
