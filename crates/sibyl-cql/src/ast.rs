@@ -333,9 +333,12 @@ pub struct CreateTable {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterTableOp {
-    Add(Vec<ColumnDef>),
-    Drop(Vec<String>),
-    Rename(Vec<(String, String)>),
+    /// `ADD [IF NOT EXISTS] ...`: the columns and the IF NOT EXISTS flag.
+    Add(Vec<ColumnDef>, bool),
+    /// `DROP [IF EXISTS] ...`: the columns and the IF EXISTS flag.
+    Drop(Vec<String>, bool),
+    /// `RENAME [IF EXISTS] a TO b AND ...`: the pairs and the IF EXISTS flag.
+    Rename(Vec<(String, String)>, bool),
     /// `ALTER c TYPE t`
     AlterType(String, CqlTypeAst),
     With(Vec<(String, OptionValue)>),
@@ -343,8 +346,10 @@ pub enum AlterTableOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterTypeOp {
-    Add(String, CqlTypeAst),
-    Rename(Vec<(String, String)>),
+    /// `ADD [IF NOT EXISTS] f t`: the field, its type and the IF NOT EXISTS flag.
+    Add(String, CqlTypeAst, bool),
+    /// `RENAME [IF EXISTS] a TO b AND ...`: the pairs and the IF EXISTS flag.
+    Rename(Vec<(String, String)>, bool),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1392,13 +1392,13 @@ impl<'a> Parser<'a> {
             let if_exists = self.if_exists()?;
             let name = self.qualified_name()?;
             let op = if self.eat_kw("add") {
-                self.if_not_exists()?;
+                let if_not_exists = self.if_not_exists()?;
                 let f = self.ident()?;
                 let ty = self.cql_type()?;
-                AlterTypeOp::Add(f, ty)
+                AlterTypeOp::Add(f, ty, if_not_exists)
             } else if self.eat_kw("rename") {
-                self.if_exists()?;
-                AlterTypeOp::Rename(self.renames()?)
+                let if_exists = self.if_exists()?;
+                AlterTypeOp::Rename(self.renames()?, if_exists)
             } else {
                 return Err(self.no_viable());
             };
@@ -1426,7 +1426,7 @@ impl<'a> Parser<'a> {
 
     fn alter_table_op(&mut self) -> PResult<AlterTableOp> {
         if self.eat_kw("add") {
-            self.if_not_exists()?;
+            let if_not_exists = self.if_not_exists()?;
             let mut defs = Vec::new();
             if self.eat(Tk::LParen) {
                 loop {
@@ -1439,10 +1439,10 @@ impl<'a> Parser<'a> {
             } else {
                 defs.push(self.column_def(false)?);
             }
-            return Ok(AlterTableOp::Add(defs));
+            return Ok(AlterTableOp::Add(defs, if_not_exists));
         }
         if self.eat_kw("drop") {
-            self.if_exists()?;
+            let if_exists = self.if_exists()?;
             let cols = if self.at(Tk::LParen) {
                 self.ident_list_in_parens()?
             } else {
@@ -1451,11 +1451,11 @@ impl<'a> Parser<'a> {
             if self.at_kw("using") {
                 self.using_clause(false)?;
             }
-            return Ok(AlterTableOp::Drop(cols));
+            return Ok(AlterTableOp::Drop(cols, if_exists));
         }
         if self.eat_kw("rename") {
-            self.if_exists()?;
-            return Ok(AlterTableOp::Rename(self.renames()?));
+            let if_exists = self.if_exists()?;
+            return Ok(AlterTableOp::Rename(self.renames()?, if_exists));
         }
         if self.eat_kw("alter") {
             self.if_exists()?;

@@ -725,31 +725,37 @@ fn alter_table() {
     assert!(if_exists);
     assert_eq!(
         op,
-        AlterTableOp::Add(vec![ColumnDef {
-            name: "x".into(),
-            ty: native("int"),
-            is_static: false,
-            primary_key: false
-        }])
+        AlterTableOp::Add(
+            vec![ColumnDef {
+                name: "x".into(),
+                ty: native("int"),
+                is_static: false,
+                primary_key: false
+            }],
+            false
+        )
     );
     let (_, if_exists, op) = alter("ALTER TABLE t ADD IF NOT EXISTS (x int, y set<text> static)");
     assert!(!if_exists);
-    let AlterTableOp::Add(defs) = op else {
+    let AlterTableOp::Add(defs, true) = op else {
         panic!()
     };
     assert_eq!(defs.len(), 2);
     assert!(defs[1].is_static);
     assert_eq!(
         alter("ALTER TABLE t DROP x").2,
-        AlterTableOp::Drop(vec!["x".into()])
+        AlterTableOp::Drop(vec!["x".into()], false)
     );
     assert_eq!(
         alter("ALTER TABLE t DROP IF EXISTS (x, y)").2,
-        AlterTableOp::Drop(vec!["x".into(), "y".into()])
+        AlterTableOp::Drop(vec!["x".into(), "y".into()], true)
     );
     assert_eq!(
         alter("ALTER TABLE t RENAME a TO b AND c TO d").2,
-        AlterTableOp::Rename(vec![("a".into(), "b".into()), ("c".into(), "d".into())])
+        AlterTableOp::Rename(
+            vec![("a".into(), "b".into()), ("c".into(), "d".into())],
+            false
+        )
     );
     assert_eq!(
         alter("ALTER TABLE t ALTER c TYPE blob").2,
@@ -811,7 +817,7 @@ fn types() {
         Statement::AlterType {
             name: qn(None, "addr"),
             if_exists: false,
-            op: AlterTypeOp::Add("country".into(), native("text"))
+            op: AlterTypeOp::Add("country".into(), native("text"), false)
         }
     );
     assert_eq!(
@@ -819,7 +825,10 @@ fn types() {
         Statement::AlterType {
             name: qn(Some("ks"), "addr"),
             if_exists: true,
-            op: AlterTypeOp::Rename(vec![("a".into(), "b".into()), ("c".into(), "d".into())])
+            op: AlterTypeOp::Rename(
+                vec![("a".into(), "b".into()), ("c".into(), "d".into())],
+                false
+            )
         }
     );
     assert_eq!(

@@ -733,9 +733,13 @@ pub fn alter_table(
     };
     let mut t = (**table).clone();
     match op {
-        AlterTableOp::Add(defs) => {
+        AlterTableOp::Add(defs, if_not_exists) => {
             for def in defs {
                 if t.column(&def.name).is_some() {
+                    // Cassandra skips an existing column under IF NOT EXISTS.
+                    if *if_not_exists {
+                        continue;
+                    }
                     return invalid(format!("Column with name '{}' already exists", def.name));
                 }
                 let ty = resolve_type(&def.ty, ks)?;
@@ -764,9 +768,12 @@ pub fn alter_table(
                 });
             }
         }
-        AlterTableOp::Drop(names) => {
+        AlterTableOp::Drop(names, if_exists) => {
             for n in names {
                 let Some(i) = t.column_index(n) else {
+                    if *if_exists {
+                        continue;
+                    }
                     return invalid(format!("Column {n} was not found in table {}", t.name));
                 };
                 if t.columns[i].is_primary_key() {
@@ -776,9 +783,12 @@ pub fn alter_table(
                 t.dropped.insert(c.name, (now_micros, c.ty));
             }
         }
-        AlterTableOp::Rename(pairs) => {
+        AlterTableOp::Rename(pairs, if_exists) => {
             for (from, to) in pairs {
                 let Some(i) = t.column_index(from) else {
+                    if *if_exists {
+                        continue;
+                    }
                     return invalid(format!("Column {from} was not found in table {}", t.name));
                 };
                 if !t.columns[i].is_primary_key() {
@@ -794,6 +804,10 @@ pub fn alter_table(
             return invalid("Altering column types is no longer supported")
         }
         AlterTableOp::With(options) => apply_table_options(&mut t.options, options)?,
+    }
+    if !matches!(op, AlterTableOp::With(_)) && t.columns == table.columns {
+        // Every column was skipped by IF [NOT] EXISTS: no schema change, no event.
+        return Ok(unchanged());
     }
     t.normalize();
     let change = change(
@@ -951,15 +965,21 @@ pub fn alter_type(
     };
     let mut def = old.clone();
     match op {
-        AlterTypeOp::Add(f, t) => {
+        AlterTypeOp::Add(f, t, if_not_exists) => {
             if def.fields.iter().any(|(n, _)| n == f) {
+                if *if_not_exists {
+                    return Ok(unchanged());
+                }
                 return invalid(format!("Cannot add new field {f} to type {ks_name}.{}: a field with name {f} already exists", name.name));
             }
             def.fields.push((f.clone(), resolve_inner(t, ks)?));
         }
-        AlterTypeOp::Rename(pairs) => {
+        AlterTypeOp::Rename(pairs, if_exists) => {
             for (from, to) in pairs {
                 let Some(p) = def.fields.iter().position(|(n, _)| n == from) else {
+                    if *if_exists {
+                        continue;
+                    }
                     return invalid(format!(
                         "Unkown field {from} in user type {ks_name}.{}",
                         name.name
