@@ -1,6 +1,7 @@
 """A 3-node cluster on 127.0.0.1-3 (same ports, own data dirs, like ccm): membership seen by the
 driver, schema agreement, placement equal to the driver's token map, consistency levels with
 Unavailable errors, and a node going down and coming back."""
+import shutil
 import time
 
 import pytest
@@ -153,6 +154,45 @@ def test_nts_replication_factor_expands_to_datacenters(three_nodes):
         assert dict(row.replication) == {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "datacenter1": "3"}
         rs = s.execute("CREATE KEYSPACE nts4 WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 4}")
         assert any("higher than the number of nodes 3 for datacenter datacenter1" in w for w in rs.response_future.warnings or [])
+    finally:
+        cluster.shutdown()
+
+
+def test_repair_heals_a_node_whose_data_was_wiped(three_nodes):
+    """Node 3 loses its storage (identity and schema kept) and comes back empty; reads from it
+    alone at ONE miss everything until `sibyl repair` exchanges the out-of-sync ranges."""
+    cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
+    try:
+        s.execute("CREATE KEYSPACE rep WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}")
+        s.execute("CREATE TABLE rep.t (k int, c int, v text, PRIMARY KEY (k, c))")
+        ins = s.prepare("INSERT INTO rep.t (k, c, v) VALUES (?, ?, ?)")
+        ins.consistency_level = ConsistencyLevel.ALL
+        for k in range(50):
+            for c in range(3):
+                s.execute(ins, (k, c, f"v{k}-{c}"))
+        # An already consistent keyspace needs no streaming.
+        r = run_sibyl(["repair", "rep", "--port", str(three_nodes[0].storage_port)], timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "0 out of sync" in r.stdout and "0 partitions streamed" in r.stdout
+        n3 = three_nodes[2]
+        n3.stop()
+        shutil.rmtree(n3.data_dir / "storage")
+        n3.start()
+        wait_until(lambda: all(line.startswith("UN") for line in status_lines(three_nodes[0])) and len(status_lines(three_nodes[0])) == 3,
+                   timeout=30, what="node 3 back up")
+        c3, s3 = connect(n3, whitelist=["127.0.0.3"])
+        try:
+            q = SimpleStatement("SELECT k, c, v FROM rep.t WHERE k = %s", consistency_level=ConsistencyLevel.ONE)
+            assert sum(len(list(s3.execute(q, (k,)))) for k in range(50)) == 0
+            r = run_sibyl(["repair", "rep", "--host", "127.0.0.3", "--port", str(n3.storage_port)], timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert "0 out of sync" not in r.stdout
+            got = sorted((row.k, row.c, row.v) for k in range(50) for row in s3.execute(q, (k,)))
+            assert got == [(k, c, f"v{k}-{c}") for k in range(50) for c in range(3)]
+        finally:
+            c3.shutdown()
+        r = run_sibyl(["repair", "rep", "--port", str(three_nodes[0].storage_port)], timeout=120)
+        assert r.returncode == 0 and "0 out of sync" in r.stdout, r.stdout + r.stderr
     finally:
         cluster.shutdown()
 

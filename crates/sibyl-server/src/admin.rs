@@ -36,6 +36,9 @@ pub enum AdminRequest {
     },
     /// Bytes of data this node holds (for others' `status`).
     Load,
+    Repair {
+        keyspace: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -345,6 +348,7 @@ pub async fn handle(node: Arc<Node>, payload: Bytes) -> Result<Bytes, String> {
         AdminRequest::DescribeRing { keyspace } => {
             AdminResponse::Text(describe_ring(&node, &keyspace)?)
         }
+        AdminRequest::Repair { keyspace } => AdminResponse::Text(repair(&node, keyspace).await?),
         AdminRequest::Flush { keyspace, tables } => {
             flush_or_compact(&node, keyspace, tables, false).await?
         }
@@ -353,6 +357,36 @@ pub async fn handle(node: Arc<Node>, payload: Bytes) -> Result<Bytes, String> {
         }
     };
     Ok(messaging::encode(&resp))
+}
+
+async fn repair(node: &Arc<Node>, keyspace: Option<String>) -> Result<String, String> {
+    let keyspaces: Vec<String> = match keyspace {
+        Some(k) => vec![k],
+        None => node
+            .schema()
+            .keyspaces
+            .keys()
+            .filter(|k| !crate::ddl::is_system_keyspace(k))
+            .cloned()
+            .collect(),
+    };
+    let mut out = String::new();
+    for k in keyspaces {
+        let started = std::time::Instant::now();
+        let s = crate::repair::repair_keyspace(node, &k).await?;
+        let _ = writeln!(
+            out,
+            "Repair of {k} completed in {} ms: {} ranges, {} out of sync ({} of their {} Merkle leaves), {} partitions streamed",
+            started.elapsed().as_millis(),
+            s.ranges,
+            s.mismatched_ranges,
+            s.mismatched_leaves,
+            s.mismatched_ranges * 64,
+            s.partitions_sent
+        );
+        tracing::info!("{}", out.lines().last().unwrap_or_default());
+    }
+    Ok(out)
 }
 
 async fn flush_or_compact(

@@ -86,6 +86,12 @@ pub enum Command {
         #[command(flatten)]
         node: NodeAddr,
     },
+    /// Anti-entropy repair of the ranges this node replicates (Merkle trees per range).
+    Repair {
+        keyspace: Option<String>,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
     /// Flushes, then compacts all SSTables of the tables into one (major compaction).
     Compact {
         keyspace: Option<String>,

@@ -623,6 +623,13 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
             Ok(messaging::encode(&rows))
         }
         crate::admin::VERB_ADMIN => crate::admin::handle(node, payload).await,
+        crate::repair::VERB_REPAIR_TREE => {
+            let r: crate::repair::TreeRequest = messaging::decode(&payload).map_err(err)?;
+            let t = tokio::task::spawn_blocking(move || crate::repair::local_tree(&node, &r))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(messaging::encode(&t))
+        }
         VERB_SCHEMA_PULL => {
             let text = serde_json::to_string(&*node.schema()).map_err(|e| e.to_string())?;
             Ok(messaging::encode(&text))
@@ -872,7 +879,7 @@ impl Node {
 }
 
 /// Turns a replica's live view of a partition back into a mutation (for streaming).
-fn view_to_mutation(table: TableId, v: PartitionView) -> Mutation {
+pub(crate) fn view_to_mutation(table: TableId, v: PartitionView) -> Mutation {
     use sibyl_storage::model::{Cell, ColumnData, ColumnView, RowUpdate, RowView};
     let cell = |c: sibyl_storage::model::LiveCell| Cell {
         timestamp: c.timestamp,

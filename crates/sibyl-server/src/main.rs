@@ -16,6 +16,7 @@ mod hints;
 mod indexes;
 mod modify;
 mod node;
+mod repair;
 mod rows;
 mod schema;
 mod select;
@@ -127,6 +128,7 @@ fn run_command(cmd: config::Command) -> ExitCode {
             tables,
             node,
         } => (node, R::Compact { keyspace, tables }),
+        C::Repair { keyspace, node } => (node, R::Repair { keyspace }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,304 @@
+//! Anti-entropy repair: for every token range this node replicates, each replica hashes its
+//! data into a Merkle tree (leaves: token sub-ranges; root: the hash of the leaves); where the
+//! trees differ, the partitions of the differing sub-ranges are exchanged so that every replica
+//! ends up with every replica's cells (last write wins makes the exchange idempotent).
+//!
+//! Replicas compare live data (rows, cells and their timestamps/TTLs); tombstones are not
+//! compared nor streamed yet.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use sibyl_cluster::messaging;
+use sibyl_storage::model::{PartitionKey, PartitionView, Slice, TableId};
+use uuid::Uuid;
+
+use crate::coordinator::{ScanRequest, VERB_MUTATION, VERB_SCAN};
+use crate::node::Node;
+
+pub const VERB_REPAIR_TREE: u16 = 7;
+/// Leaves per range piece.
+const LEAVES: usize = 64;
+const PAGE: usize = 256;
+
+/// A Merkle tree request for the token range (lo, hi] of one table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeRequest {
+    pub table: TableId,
+    /// Exclusive lower token; None: from the start of the ring (inclusive of i64::MIN).
+    pub lo: Option<i64>,
+    pub hi: i64,
+    pub now_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub root: [u8; 16],
+    pub leaves: Vec<[u8; 16]>,
+}
+
+fn leaf_of(lo: Option<i64>, hi: i64, token: i64) -> usize {
+    let start = lo.map_or(i64::MIN as i128, |l| l as i128 + 1);
+    let width = (hi as i128 - start + 1).max(1);
+    (((token as i128 - start).max(0) * LEAVES as i128) / width).min(LEAVES as i128 - 1) as usize
+}
+
+fn from_bound(lo: Option<i64>) -> Bound<PartitionKey> {
+    match lo {
+        None => Bound::Unbounded,
+        Some(l) if l == i64::MAX => Bound::Excluded(PartitionKey {
+            token: i64::MAX,
+            key: Bytes::from(vec![0xFF; 1]),
+        }),
+        Some(l) => Bound::Included(PartitionKey {
+            token: l + 1,
+            key: Bytes::new(),
+        }),
+    }
+}
+
+/// Pages through the live partitions of (lo, hi] on this node.
+fn scan_local(
+    node: &Node,
+    table: TableId,
+    lo: Option<i64>,
+    hi: i64,
+    now_secs: i64,
+    mut f: impl FnMut(PartitionView),
+) -> Result<(), String> {
+    let mut from = from_bound(lo);
+    loop {
+        let views = node
+            .engine
+            .scan(
+                table,
+                from.clone(),
+                Bound::Included(hi),
+                &Slice::all(),
+                PAGE,
+                now_secs,
+            )
+            .map_err(|e| e.to_string())?;
+        let n = views.len();
+        for v in views {
+            from = Bound::Excluded(v.key.clone());
+            f(v);
+        }
+        if n < PAGE {
+            return Ok(());
+        }
+    }
+}
+
+/// This node's Merkle tree of (lo, hi].
+pub fn local_tree(node: &Node, req: &TreeRequest) -> Result<Tree, String> {
+    let mut hashers: Vec<Md5> = (0..LEAVES).map(|_| Md5::new()).collect();
+    scan_local(node, req.table, req.lo, req.hi, req.now_secs, |v| {
+        let leaf = leaf_of(req.lo, req.hi, v.key.token);
+        hashers[leaf].update(messaging::encode(&v));
+    })?;
+    let leaves: Vec<[u8; 16]> = hashers.into_iter().map(|h| h.finalize().into()).collect();
+    let mut root = Md5::new();
+    for l in &leaves {
+        root.update(l);
+    }
+    Ok(Tree {
+        root: root.finalize().into(),
+        leaves,
+    })
+}
+
+/// What one repair did.
+#[derive(Debug, Default)]
+pub struct RepairStats {
+    pub ranges: usize,
+    pub mismatched_ranges: usize,
+    pub mismatched_leaves: usize,
+    pub partitions_sent: usize,
+}
+
+async fn remote_views(
+    node: &Arc<Node>,
+    addr: SocketAddr,
+    table: TableId,
+    lo: Bound<PartitionKey>,
+    hi: i64,
+    now_secs: i64,
+) -> Result<Vec<PartitionView>, String> {
+    let c = node.cluster.get().ok_or("no cluster")?;
+    let mut out = vec![];
+    let mut from = lo;
+    loop {
+        let req = ScanRequest {
+            table,
+            from: from.clone(),
+            to: Bound::Included(hi),
+            slice: Slice::all(),
+            max: PAGE,
+            now_secs,
+        };
+        let b = c
+            .messaging
+            .request(
+                addr,
+                VERB_SCAN,
+                messaging::encode(&req),
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| format!("scan from {addr} failed: {e}"))?;
+        let views: Vec<PartitionView> = messaging::decode(&b).map_err(|e| e.to_string())?;
+        let n = views.len();
+        if let Some(last) = views.last() {
+            from = Bound::Excluded(last.key.clone());
+        }
+        out.extend(views);
+        if n < PAGE {
+            return Ok(out);
+        }
+    }
+}
+
+/// Repairs every table of `keyspace` over the ranges this node replicates.
+pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairStats, String> {
+    let mut stats = RepairStats::default();
+    let Some(c) = node.cluster.get().cloned() else {
+        return Ok(stats);
+    };
+    let schema = node.schema();
+    if !schema.keyspaces.contains_key(keyspace) {
+        return Err(format!("Keyspace [{keyspace}] does not exist."));
+    }
+    let ring = c.ring.read().clone();
+    let rep = node.replication_of(keyspace);
+    let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
+    let local = c.local_id;
+    for table in schema.tables().filter(|t| t.keyspace == keyspace) {
+        for (start, end) in ring.ranges_for(&rep, local) {
+            let pieces: Vec<(Option<i64>, i64)> = if start < end {
+                vec![(Some(start), end)]
+            } else {
+                vec![(Some(start), i64::MAX), (None, end)]
+            };
+            for (lo, hi) in pieces {
+                if lo == Some(i64::MAX) {
+                    continue;
+                }
+                stats.ranges += 1;
+                let replicas = ring.replicas(&rep, hi);
+                let mut addrs: Vec<(Uuid, Option<SocketAddr>)> = vec![];
+                for id in &replicas {
+                    if *id == local {
+                        addrs.push((*id, None));
+                        continue;
+                    }
+                    if !c.membership.is_alive(*id) {
+                        let who = ring
+                            .node(*id)
+                            .map(|n| n.addr.to_string())
+                            .unwrap_or_default();
+                        return Err(format!("Repair failed: endpoint {who} is down"));
+                    }
+                    let addr = ring
+                        .node(*id)
+                        .map(|n| SocketAddr::new(n.addr, c.storage_port))
+                        .ok_or("replica without an address")?;
+                    addrs.push((*id, Some(addr)));
+                }
+                let req = TreeRequest {
+                    table: table.id,
+                    lo,
+                    hi,
+                    now_secs,
+                };
+                let mut trees = vec![];
+                for (_, addr) in &addrs {
+                    let t = match addr {
+                        None => {
+                            let n = node.clone();
+                            let r = req.clone();
+                            tokio::task::spawn_blocking(move || local_tree(&n, &r))
+                                .await
+                                .map_err(|e| e.to_string())??
+                        }
+                        Some(a) => {
+                            let b = c
+                                .messaging
+                                .request(
+                                    *a,
+                                    VERB_REPAIR_TREE,
+                                    messaging::encode(&req),
+                                    Duration::from_secs(120),
+                                )
+                                .await
+                                .map_err(|e| format!("Merkle tree from {a} failed: {e}"))?;
+                            messaging::decode::<Tree>(&b).map_err(|e| e.to_string())?
+                        }
+                    };
+                    trees.push(t);
+                }
+                if trees.iter().all(|t| t.root == trees[0].root) {
+                    continue;
+                }
+                stats.mismatched_ranges += 1;
+                let bad: Vec<usize> = (0..LEAVES)
+                    .filter(|&i| trees.iter().any(|t| t.leaves[i] != trees[0].leaves[i]))
+                    .collect();
+                stats.mismatched_leaves += bad.len();
+                // Exchange the partitions of the differing leaves.
+                let mut by_key: BTreeMap<PartitionKey, Vec<(usize, PartitionView)>> =
+                    BTreeMap::new();
+                for (ri, (_, addr)) in addrs.iter().enumerate() {
+                    let views = match addr {
+                        None => {
+                            let mut v = vec![];
+                            scan_local(node, table.id, lo, hi, now_secs, |p| v.push(p))?;
+                            v
+                        }
+                        Some(a) => {
+                            remote_views(node, *a, table.id, from_bound(lo), hi, now_secs).await?
+                        }
+                    };
+                    for v in views {
+                        if bad.contains(&leaf_of(lo, hi, v.key.token)) {
+                            by_key.entry(v.key.clone()).or_default().push((ri, v));
+                        }
+                    }
+                }
+                for (_, views) in by_key {
+                    for (ri, (_, addr)) in addrs.iter().enumerate() {
+                        let own = views.iter().find(|(r, _)| *r == ri).map(|(_, v)| v);
+                        for (from, v) in &views {
+                            if *from == ri || own == Some(v) {
+                                continue;
+                            }
+                            let m = crate::coordinator::view_to_mutation(table.id, v.clone());
+                            match addr {
+                                None => node.engine.apply(&m).map_err(|e| e.to_string())?,
+                                Some(a) => {
+                                    c.messaging
+                                        .request(
+                                            *a,
+                                            VERB_MUTATION,
+                                            messaging::encode(&m),
+                                            Duration::from_secs(30),
+                                        )
+                                        .await
+                                        .map_err(|e| format!("streaming to {a} failed: {e}"))?;
+                                }
+                            }
+                            stats.partitions_sent += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
