@@ -258,6 +258,23 @@ def test_bootstrap_streams_ranges_to_a_new_node(three_nodes):
         finally:
             c4.shutdown()
         assert owned == 300
+        # Decommission node 4: its ranges go back to the others before it leaves (RF 1, so a
+        # key it did not hand over would be lost).
+        s.execute("CREATE KEYSPACE IF NOT EXISTS rf4 WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 4}")
+        r = run_sibyl(["decommission", "--host", "127.0.0.4", "--port", str(fourth.storage_port)], timeout=120)
+        assert r.returncode == 2 and "Not enough live nodes to maintain replication factor in keyspace" in r.stderr
+        for ks in ("rf4", "nts4"):
+            s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+        assert cluster.control_connection.wait_for_schema_agreement(wait_time=20)
+        r = run_sibyl(["decommission", "--host", "127.0.0.4", "--port", str(fourth.storage_port)], timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "Decommissioned" in r.stdout
+        wait_until(lambda: len(s.execute("SELECT peer FROM system.peers").all()) == 2, what="node 4 gone from node 1's peers")
+        assert sorted(line.split()[1] for line in status_lines(three_nodes[0])) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        fourth.stop()
+        for k in range(300):
+            row = s.execute(sel, (k,)).one()
+            assert row is not None and row.v == f"v{k}", k
     finally:
         cluster.shutdown()
         if fourth is not None:

@@ -19,6 +19,7 @@ pub const VERB_ADMIN: u16 = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminRequest {
+    Decommission,
     Status {
         keyspace: Option<String>,
     },
@@ -347,6 +348,9 @@ pub async fn handle(node: Arc<Node>, payload: Bytes) -> Result<Bytes, String> {
         AdminRequest::Ring => AdminResponse::Text(ring(&node).await),
         AdminRequest::DescribeRing { keyspace } => {
             AdminResponse::Text(describe_ring(&node, &keyspace)?)
+        }
+        AdminRequest::Decommission => {
+            AdminResponse::Text(crate::repair::decommission(&node).await?)
         }
         AdminRequest::Repair { keyspace } => AdminResponse::Text(repair(&node, keyspace).await?),
         AdminRequest::Flush { keyspace, tables } => {

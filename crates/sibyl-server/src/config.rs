@@ -86,6 +86,11 @@ pub enum Command {
         #[command(flatten)]
         node: NodeAddr,
     },
+    /// Streams this node's ranges to the nodes that take them over, then leaves the ring.
+    Decommission {
+        #[command(flatten)]
+        node: NodeAddr,
+    },
     /// Anti-entropy repair of the ranges this node replicates (Merkle trees per range).
     Repair {
         keyspace: Option<String>,

@@ -129,6 +129,7 @@ fn run_command(cmd: config::Command) -> ExitCode {
             node,
         } => (node, R::Compact { keyspace, tables }),
         C::Repair { keyspace, node } => (node, R::Repair { keyspace }),
+        C::Decommission { node } => (node, R::Decommission),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -302,3 +302,106 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
     }
     Ok(stats)
 }
+
+/// Sends this node's data of every range it replicates to the nodes that take the range over
+/// once it leaves `full` (live data, as repair streams it).
+async fn stream_away(
+    node: &Arc<Node>,
+    full: &sibyl_cluster::ring::TokenRing,
+    without_me: &sibyl_cluster::ring::TokenRing,
+) -> Result<usize, String> {
+    let c = node.cluster.get().cloned().ok_or("no cluster")?;
+    let schema = node.schema();
+    let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
+    let mut sent = 0;
+    for table in schema.tables() {
+        if crate::ddl::is_system_keyspace(&table.keyspace) {
+            continue;
+        }
+        let rep = node.replication_of(&table.keyspace);
+        for (start, end) in full.ranges_for(&rep, c.local_id) {
+            let old = full.replicas(&rep, end);
+            let targets: Vec<SocketAddr> = without_me
+                .replicas(&rep, end)
+                .into_iter()
+                .filter(|id| !old.contains(id))
+                .filter_map(|id| {
+                    without_me
+                        .node(id)
+                        .map(|n| SocketAddr::new(n.addr, c.storage_port))
+                })
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let pieces: Vec<(Option<i64>, i64)> = if start < end {
+                vec![(Some(start), end)]
+            } else {
+                vec![(Some(start), i64::MAX), (None, end)]
+            };
+            for (lo, hi) in pieces {
+                if lo == Some(i64::MAX) {
+                    continue;
+                }
+                let mut views = vec![];
+                scan_local(node, table.id, lo, hi, now_secs, |v| views.push(v))?;
+                for v in views {
+                    let m = messaging::encode(&crate::coordinator::view_to_mutation(table.id, v));
+                    for t in &targets {
+                        c.messaging
+                            .request(*t, VERB_MUTATION, m.clone(), Duration::from_secs(30))
+                            .await
+                            .map_err(|e| format!("streaming to {t} failed: {e}"))?;
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Leaves the ring: streams this node's ranges to their new replicas, announces LEAVING (the
+/// others stop sending it requests), streams what was written meanwhile, then announces LEFT.
+pub async fn decommission(node: &Arc<Node>) -> Result<String, String> {
+    use sibyl_cluster::gossip::NodeStatus;
+    let c = node.cluster.get().cloned().ok_or("no cluster")?;
+    let full = c.ring.read().clone();
+    if full.nodes().len() < 2 {
+        return Err("no other nodes in the cluster".into());
+    }
+    let mut without_me = (*full).clone();
+    without_me.remove_node(c.local_id);
+    let schema = node.schema();
+    for ks in schema
+        .keyspaces
+        .keys()
+        .filter(|k| !crate::ddl::is_system_keyspace(k))
+    {
+        let rep = node.replication_of(ks);
+        let dcs = without_me.datacenters();
+        for dc in dcs {
+            let rf = rep.rf_in_dc(&dc);
+            let n = without_me.nodes().iter().filter(|x| x.dc == dc).count();
+            if rf > n {
+                return Err(format!(
+                    "Not enough live nodes to maintain replication factor in keyspace {ks} (RF = {rf}, N = {n}). Perform a forceful decommission to ignore."
+                ));
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let first = stream_away(node, &full, &without_me).await?;
+    c.membership
+        .update_local(&|s| s.status = NodeStatus::Leaving);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = stream_away(node, &full, &without_me).await?;
+    c.membership.update_local(&|s| s.status = NodeStatus::Left);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(format!(
+        "Decommissioned in {} ms: {} partition copies streamed, {} more caught up after LEAVING\n",
+        started.elapsed().as_millis(),
+        first,
+        second
+    ))
+}
