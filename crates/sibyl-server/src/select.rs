@@ -59,7 +59,7 @@ pub fn selector_name(s: &Selector) -> String {
         }
         Selector::Star => "*".into(),
         Selector::Cast(s, _) => format!("cast({})", selector_name(s)),
-        Selector::Term(_) => "term".into(),
+        Selector::Term(t) => t.to_string(),
         Selector::Field(s, f) => format!("{}.{f}", selector_name(s)),
         Selector::Element(s, _) => format!("{}[..]", selector_name(s)),
         Selector::Arithmetic { .. } => "expr".into(),

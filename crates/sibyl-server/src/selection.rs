@@ -220,6 +220,33 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                     s => compile_one(table, s, ctx),
                 }
             };
+            if let Selector::Term(dt) = &**right {
+                if crate::values::is_duration_term(dt) {
+                    // `timestamp ± duration`, `date ± duration`.
+                    let (l, ln, lt) = compile_one(table, left, ctx)?;
+                    let rn = dt.to_string();
+                    if !matches!(op, ArithOp::Add | ArithOp::Sub)
+                        || !matches!(lt.unfrozen(), CqlType::Timestamp | CqlType::Date)
+                    {
+                        return invalid(format!(
+                            "the '{}' operation is not supported between {ln} and {rn}",
+                            op_symbol(*op)
+                        ));
+                    }
+                    let v = eval(dt, &CqlType::Duration, "term", ctx)?;
+                    let out = lt.unfrozen().clone();
+                    return Ok((
+                        Sel::Arith(
+                            *op,
+                            Box::new((l, out.clone())),
+                            Box::new((Sel::Constant(v.bytes().cloned()), CqlType::Duration)),
+                            out.clone(),
+                        ),
+                        format!("{ln} {} {rn}", op_symbol(*op)),
+                        out,
+                    ));
+                }
+            }
             let (l, ln, lt) = typed(left, right)?;
             let (r, rn, rt) = typed(right, left)?;
             if !is_numeric(&lt) || !is_numeric(&rt) {
@@ -381,6 +408,16 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                         out,
                     )
                 }
+                "collection_min" | "collection_max" | "collection_sum" | "collection_avg"
+                | "mask_null" | "mask_default" | "mask_replace" | "mask_inner" | "mask_outer"
+                | "mask_hash" | "format_bytes" | "format_time" => {
+                    let (compiled, ret) = compile_native(table, &f, args, ctx)?;
+                    (
+                        Sel::Func(f.clone(), compiled),
+                        format!("system.{f}({})", arg_names()),
+                        ret,
+                    )
+                }
                 _ => {
                     if let Some(term) = selector_term(s) {
                         // Only terms: evaluate once (now(), uuid(), toTimestamp(now()), ...).
@@ -407,6 +444,424 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                     )
                 }
             }
+        }
+    })
+}
+
+/// The type a literal has on its own (Cassandra's "compatible type if known").
+fn literal_type(t: &Term) -> Option<CqlType> {
+    use sibyl_cql::ast::Literal as L;
+    Some(match t {
+        Term::Literal(L::String(_)) => CqlType::Text,
+        Term::Literal(L::Integer(i)) => match i.parse::<i64>() {
+            Ok(v) if i32::try_from(v).is_ok() => CqlType::Int,
+            Ok(_) => CqlType::Bigint,
+            Err(_) => CqlType::Varint,
+        },
+        Term::Literal(L::Float(_)) => CqlType::Double,
+        Term::Literal(L::Boolean(_)) => CqlType::Boolean,
+        Term::Literal(L::Uuid(_)) => CqlType::Uuid,
+        Term::Literal(L::Blob(_)) => CqlType::Blob,
+        Term::Literal(L::Duration(_)) => CqlType::Duration,
+        _ => return None,
+    })
+}
+
+/// Compiles the arguments of Cassandra 5.0's collection, masking and format functions and
+/// checks them as Cassandra's function parameters do; returns the arguments and result type.
+fn compile_native(
+    table: &Table,
+    f: &str,
+    args: &[Selector],
+    ctx: &EvalCtx,
+) -> QueryResult<(Vec<(Sel, CqlType)>, CqlType)> {
+    let signature = match f {
+        "collection_min" | "collection_max" | "collection_sum" | "collection_avg" => {
+            "numeric_set_or_list"
+        }
+        "mask_null" | "mask_default" => "any",
+        "mask_replace" => "any, same",
+        "mask_inner" | "mask_outer" => "[text|varchar|ascii], int, int, [text]",
+        "mask_hash" => "any, [text]",
+        _ => "[int|tinyint|smallint|bigint|varint|ascii|text], [ascii], [ascii]",
+    };
+    let (min, max) = match f {
+        "mask_replace" => (2, 2),
+        "mask_inner" | "mask_outer" => (3, 4),
+        "mask_hash" => (1, 2),
+        "format_bytes" | "format_time" => (1, 3),
+        _ => (1, 1),
+    };
+    if args.len() < min || args.len() > max {
+        return invalid(format!(
+            "Invalid number of arguments for function system.{f}({signature})"
+        ));
+    }
+    let arg_name = |i: usize| crate::select::selector_name(&args[i]);
+    // An argument; a literal or bind marker takes `ty` (or, without one, its own type).
+    let typed = |i: usize, ty: Option<&CqlType>| -> QueryResult<(Sel, CqlType)> {
+        match &args[i] {
+            Selector::Term(t) => {
+                let ty = match ty.cloned().or_else(|| literal_type(t)) {
+                    Some(ty) => ty,
+                    None => {
+                        return invalid(format!(
+                            "Cannot infer type of argument {} in call to function system.{f}: use type casts to disambiguate",
+                            arg_name(i)
+                        ))
+                    }
+                };
+                let v = eval(t, &ty, f, ctx)?;
+                Ok((Sel::Constant(v.bytes().cloned()), ty))
+            }
+            s => compile_one(table, s, ctx).map(|(sel, _, t)| (sel, t)),
+        }
+    };
+    let first = typed(0, None)?;
+    let t0 = first.1.unfrozen().clone();
+    let require = |ok: bool, what: &str| -> QueryResult<()> {
+        if ok {
+            Ok(())
+        } else {
+            invalid(format!(
+                "Function system.{f} requires {what} argument, but found argument {} of type {}",
+                arg_name(0),
+                first.1.cql_name()
+            ))
+        }
+    };
+    let mut out = vec![first.clone()];
+    let ret = match f {
+        "collection_min" | "collection_max" | "collection_sum" | "collection_avg" => {
+            let elem = match &t0 {
+                CqlType::List(e) | CqlType::Set(e) => (**e).clone(),
+                _ => CqlType::Map(Box::new(CqlType::Int), Box::new(CqlType::Int)),
+            };
+            if matches!(f, "collection_min" | "collection_max") {
+                require(
+                    matches!(t0, CqlType::List(_) | CqlType::Set(_)),
+                    "a set or list",
+                )?;
+            } else {
+                require(
+                    matches!(t0, CqlType::List(_) | CqlType::Set(_)) && is_numeric(elem.unfrozen()),
+                    "a numeric set/list",
+                )?;
+            }
+            elem
+        }
+        "mask_null" | "mask_default" => first.1.clone(),
+        "mask_replace" => {
+            out.push(typed(1, Some(&first.1))?);
+            first.1.clone()
+        }
+        "mask_inner" | "mask_outer" => {
+            if !matches!(t0, CqlType::Text | CqlType::Ascii) {
+                return invalid(format!(
+                    "Function system.{f} requires an argument of type [text|varchar|ascii], but found argument {} of type {}",
+                    arg_name(0),
+                    first.1.cql_name()
+                ));
+            }
+            for i in 1..args.len() {
+                let want = if i == 3 { CqlType::Text } else { CqlType::Int };
+                let a = typed(i, Some(&want))?;
+                if a.1.unfrozen() != &want {
+                    return invalid(format!(
+                        "Function system.{f} requires an argument of type {}, but found argument {} of type {}",
+                        want.cql_name(),
+                        arg_name(i),
+                        a.1.cql_name()
+                    ));
+                }
+                out.push(a);
+            }
+            first.1.clone()
+        }
+        "mask_hash" => {
+            if args.len() == 2 {
+                out.push(typed(1, Some(&CqlType::Text))?);
+            }
+            CqlType::Blob
+        }
+        _ => {
+            // format_bytes / format_time
+            if !matches!(
+                t0,
+                CqlType::Int
+                    | CqlType::Tinyint
+                    | CqlType::Smallint
+                    | CqlType::Bigint
+                    | CqlType::Varint
+                    | CqlType::Ascii
+                    | CqlType::Text
+            ) {
+                return invalid(format!(
+                    "Function system.{f} requires an argument of type [int|tinyint|smallint|bigint|varint|ascii|text], but found argument {} of type {}",
+                    arg_name(0),
+                    first.1.cql_name()
+                ));
+            }
+            for i in 1..args.len() {
+                let a = typed(i, Some(&CqlType::Ascii))?;
+                if !matches!(a.1.unfrozen(), CqlType::Ascii | CqlType::Text) {
+                    return invalid(format!(
+                        "Function system.{f} requires an argument of type ascii, but found argument {} of type {}",
+                        arg_name(i),
+                        a.1.cql_name()
+                    ));
+                }
+                out.push(a);
+            }
+            CqlType::Text
+        }
+    };
+    Ok((out, ret))
+}
+
+/// Cassandra's masked value of a type (`AbstractType.getMaskedValue`): `****` for strings,
+/// zero for numbers, false, the epoch for dates and times, empty collections, and
+/// field-by-field masked tuples and UDTs.
+fn masked_value(ty: &CqlType) -> Vec<u8> {
+    use CqlType as T;
+    match ty.unfrozen() {
+        T::Ascii | T::Text => b"****".to_vec(),
+        T::Boolean => vec![0],
+        T::Tinyint => vec![0],
+        T::Smallint => vec![0; 2],
+        T::Int | T::Float => vec![0; 4],
+        T::Bigint | T::Counter | T::Double | T::Timestamp | T::Time => vec![0; 8],
+        T::Varint => vec![0],
+        T::Decimal => vec![0, 0, 0, 0, 0],
+        T::Date => Value::Date(literal::date_to_wire(0)).to_bytes(),
+        T::Uuid => vec![0; 16],
+        T::Timeuuid => Value::Timeuuid(timeuuid::timeuuid_from_millis(0, true)).to_bytes(),
+        T::Inet => vec![0; 4],
+        T::Duration => vec![0, 0, 0],
+        T::List(_) | T::Set(_) | T::Map(..) => vec![0; 4],
+        T::Tuple(ts) => tuple_of(ts.iter()),
+        T::Udt(d) => tuple_of(d.fields.iter().map(|(_, t)| t)),
+        T::Vector(e, n) => {
+            let one = masked_value(e);
+            let mut out = vec![];
+            for _ in 0..*n {
+                if e.value_fixed_length().is_none() {
+                    sibyl_types::write_unsigned_vint(one.len() as u64, &mut out);
+                }
+                out.extend_from_slice(&one);
+            }
+            out
+        }
+        _ => vec![],
+    }
+}
+
+fn tuple_of<'a>(types: impl Iterator<Item = &'a CqlType>) -> Vec<u8> {
+    let mut out = vec![];
+    for t in types {
+        let v = masked_value(t);
+        out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+        out.extend_from_slice(&v);
+    }
+    out
+}
+
+/// The first argument of format_bytes / format_time as a long.
+fn format_value(b: &[u8], ty: &CqlType) -> QueryResult<i64> {
+    let v = match Value::deserialize(ty, b)? {
+        Value::Text(s) | Value::Ascii(s) => s.parse::<i64>().map_err(|_| {
+            QueryError::Invalid(format!(
+                "unable to convert string '{s}' to a value of type long"
+            ))
+        })?,
+        other => as_decimal(&other)
+            .and_then(|d| d.to_i128())
+            .map(|x| x as i64)
+            .unwrap_or(0),
+    };
+    if v < 0 {
+        return invalid("value must be non-negative");
+    }
+    Ok(v)
+}
+
+fn text_arg(a: &Option<Bytes>) -> String {
+    a.as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// `format_bytes`: B, KiB, MiB, GiB (case-insensitive), saturating at Long.MAX_VALUE.
+fn format_bytes(v: i64, units: &[String]) -> QueryResult<String> {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let unit = |s: &str| {
+        UNITS
+            .iter()
+            .position(|u| u.eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                QueryError::Invalid(format!(
+                    "Unsupported data storage unit: {s}. Supported units are: B, KiB, MiB, GiB"
+                ))
+            })
+    };
+    let (from, to) = match units {
+        [] => {
+            let to = if v > 1 << 30 {
+                3
+            } else if v > 1 << 20 {
+                2
+            } else if v > 1 << 10 {
+                1
+            } else {
+                0
+            };
+            (0, to)
+        }
+        [t] => (0, unit(t)?),
+        [s, t, ..] => (unit(s)?, unit(t)?),
+    };
+    let bytes = (v as i128) << (10 * from);
+    let out = (bytes >> (10 * to)).min(i64::MAX as i128);
+    Ok(format!("{out} {}", UNITS[to]))
+}
+
+/// `format_time`: d, h, m, s, ms, us, µs, ns (case-insensitive), saturating at Long.MAX_VALUE.
+fn format_time(v: i64, units: &[String]) -> QueryResult<String> {
+    let nanos_of = |s: &str| -> QueryResult<i128> {
+        Ok(match s.to_lowercase().as_str() {
+            "d" => 86_400_000_000_000,
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            "us" | "µs" => 1_000,
+            "ns" => 1,
+            _ => {
+                return invalid(format!(
+                    "Unsupported time unit: {s}. Supported units are: ns, us, ms, s, m, h, d"
+                ))
+            }
+        })
+    };
+    let convert = |from: i128, to: i128| ((v as i128 * from) / to).min(i64::MAX as i128);
+    match units {
+        [] => {
+            for (sym, n) in [
+                ("d", 86_400_000_000_000i128),
+                ("h", 3_600_000_000_000),
+                ("m", 60_000_000_000),
+                ("s", 1_000_000_000),
+            ] {
+                let x = convert(1_000_000, n);
+                if x > 0 {
+                    return Ok(format!("{x} {sym}"));
+                }
+            }
+            Ok(format!("{v} ms"))
+        }
+        [t] => Ok(format!("{} {t}", convert(1_000_000, nanos_of(t)?))),
+        [s, t, ..] => {
+            let from = nanos_of(s)?;
+            Ok(format!("{} {t}", convert(from, nanos_of(t)?)))
+        }
+    }
+}
+
+/// Evaluates the functions compiled by `compile_native`.
+fn call_native(f: &str, args: &[(Option<Bytes>, &CqlType)]) -> QueryResult<Option<Bytes>> {
+    let (a0, t0) = (&args[0].0, args[0].1.unfrozen());
+    match f {
+        "mask_null" => return Ok(None),
+        "mask_default" => return Ok(Some(Bytes::from(masked_value(t0)))),
+        "mask_replace" => return Ok(args[1].0.clone()),
+        _ => {}
+    }
+    let Some(a0) = a0 else {
+        return Ok(None);
+    };
+    Ok(match f {
+        "collection_min" | "collection_max" | "collection_sum" | "collection_avg" => {
+            let (CqlType::List(e) | CqlType::Set(e)) = t0 else {
+                return Ok(None);
+            };
+            let elems: Vec<Option<Bytes>> = split_collection(a0)?
+                .into_iter()
+                .map(|x| Some(Bytes::copy_from_slice(x)))
+                .collect();
+            let kind = match f {
+                "collection_min" => AggKind::Min,
+                "collection_max" => AggKind::Max,
+                "collection_sum" => AggKind::Sum,
+                _ => AggKind::Avg,
+            };
+            aggregate(kind, e, &elems, 0)?
+        }
+        "mask_inner" | "mask_outer" => {
+            let s = String::from_utf8_lossy(a0).into_owned();
+            let int = |i: usize| -> i64 {
+                args.get(i)
+                    .and_then(|(b, _)| b.as_ref())
+                    .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+                    .map(|b| i32::from_be_bytes(b) as i64)
+                    .unwrap_or(0)
+            };
+            let (begin, end) = (int(1), int(2));
+            let pad = match args.get(3).map(|(b, _)| b) {
+                Some(Some(p)) => {
+                    let p = String::from_utf8_lossy(p).into_owned();
+                    let n = p.encode_utf16().count();
+                    if n != 1 {
+                        return invalid(format!("The padding argument for function system.{f} should be single-character, but '{p}' has {n} characters."));
+                    }
+                    p.chars().next().unwrap_or('*')
+                }
+                _ => '*',
+            };
+            let chars: Vec<char> = s.chars().collect();
+            let last = chars.len() as i64 - 1 - end;
+            let masked: String = chars
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let i = i as i64;
+                    let inner = i >= begin && i <= last;
+                    if inner == (f == "mask_inner") {
+                        pad
+                    } else {
+                        *c
+                    }
+                })
+                .collect();
+            Some(Bytes::from(masked))
+        }
+        "mask_hash" => {
+            let algo = match args.get(1).map(|(b, _)| b) {
+                Some(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => "SHA-256".to_string(),
+            };
+            let digest = match algo.to_ascii_uppercase().as_str() {
+                "SHA-256" | "SHA256" => sibyl_types::sha256::sha256(a0).to_vec(),
+                "MD5" => {
+                    use md5::Digest;
+                    md5::Md5::digest(a0).to_vec()
+                }
+                _ => return invalid(format!("Hash algorithm not found: {algo}")),
+            };
+            Some(Bytes::from(digest))
+        }
+        _ => {
+            // format_bytes / format_time
+            if args[1..].iter().any(|(b, _)| b.is_none()) {
+                return invalid("none of the arguments may be null");
+            }
+            let v = format_value(a0, t0)?;
+            let units: Vec<String> = args[1..].iter().map(|(b, _)| text_arg(b)).collect();
+            let s = if f == "format_bytes" {
+                format_bytes(v, &units)?
+            } else {
+                format_time(v, &units)?
+            };
+            Some(Bytes::from(s))
         }
     })
 }
@@ -501,6 +956,12 @@ fn to_millis(ty: &CqlType, b: &[u8]) -> Option<i64> {
 }
 
 fn call_scalar(f: &str, args: &[(Option<Bytes>, &CqlType)]) -> QueryResult<Option<Bytes>> {
+    if f.starts_with("collection_") && f != "collection_count"
+        || f.starts_with("mask_")
+        || f.starts_with("format_")
+    {
+        return call_native(f, args);
+    }
     if let Some(kind) = f.strip_prefix("similarity_") {
         let sim = sibyl_index::Similarity::parse(kind)
             .ok_or_else(|| QueryError::Invalid(format!("Unknown function '{f}'")))?;
@@ -667,6 +1128,10 @@ fn arith(
     out: &CqlType,
 ) -> QueryResult<Option<Bytes>> {
     let (x, y) = (Value::deserialize(at, a)?, Value::deserialize(bt, b)?);
+    if let Value::Duration(d) = &y {
+        let v = crate::values::add_duration(&x, d, op == ArithOp::Sub)?;
+        return Ok(Some(Bytes::from(v.to_bytes())));
+    }
     let div_zero = |what: &str| invalid(format!("the operation '{what}' failed: / by zero"));
     let v = match out {
         CqlType::Float | CqlType::Double => {

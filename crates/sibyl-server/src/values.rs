@@ -336,6 +336,21 @@ pub fn eval_value(
             let v = eval_value(inner, ty, receiver, ctx)?;
             Ok(v.map(negate).transpose()?)
         }
+        Term::Arithmetic { op, left, right }
+            if matches!(op, ArithOp::Add | ArithOp::Sub)
+                && matches!(ty.unfrozen(), CqlType::Timestamp | CqlType::Date)
+                && is_duration_term(right) =>
+        {
+            // `timestamp ± duration`, `date ± duration` (Cassandra's OperationFcts).
+            let a = eval_value(left, ty, receiver, ctx)?;
+            let b = eval_value(right, &CqlType::Duration, receiver, ctx)?;
+            match (a, b) {
+                (Some(a), Some(Value::Duration(d))) => {
+                    Ok(Some(add_duration(&a, &d, *op == ArithOp::Sub)?))
+                }
+                _ => Ok(None),
+            }
+        }
         Term::Arithmetic { op, left, right } => {
             let a = eval_value(left, ty, receiver, ctx)?;
             let b = eval_value(right, ty, receiver, ctx)?;
@@ -344,6 +359,72 @@ pub fn eval_value(
                 _ => Ok(None),
             }
         }
+    }
+}
+
+pub fn is_duration_term(t: &Term) -> bool {
+    match t {
+        Term::Literal(Literal::Duration(_)) => true,
+        Term::Cast {
+            ty: sibyl_cql::ast::CqlTypeAst::Native(n),
+            ..
+        } => n.eq_ignore_ascii_case("duration"),
+        _ => false,
+    }
+}
+
+/// Adds whole months to a day count the way java.util.Calendar does (clamping the day of month).
+fn add_months(days: i64, months: i64) -> i64 {
+    if months == 0 {
+        return days;
+    }
+    let (y, m, d) = literal::civil_from_days(days);
+    let total = y * 12 + (m as i64 - 1) + months;
+    let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
+    let month_len = |y: i64, m: u32| {
+        let next = if m == 12 {
+            literal::days_from_civil(y + 1, 1, 1)
+        } else {
+            literal::days_from_civil(y, m + 1, 1)
+        };
+        (next - literal::days_from_civil(y, m, 1)) as u32
+    };
+    literal::days_from_civil(ny, nm, d.min(month_len(ny, nm)))
+}
+
+/// `timestamp ± duration` and `date ± duration` with Cassandra's precision rules and messages.
+pub fn add_duration(v: &Value, d: &sibyl_types::Duration, subtract: bool) -> QueryResult<Value> {
+    let sign: i64 = if subtract { -1 } else { 1 };
+    let op = if subtract { '-' } else { '+' };
+    match v {
+        Value::Timestamp(ms) => {
+            if d.nanos % 1_000_000 != 0 {
+                return invalid(format!(
+                    "the operation 'timestamp {op} duration' failed: The duration must have a millisecond precision. Was: {}",
+                    literal::format_duration(d)
+                ));
+            }
+            let day_ms = ms.div_euclid(86_400_000);
+            let in_day = ms.rem_euclid(86_400_000);
+            let days = add_months(day_ms, sign * d.months as i64);
+            Ok(Value::Timestamp(
+                days * 86_400_000
+                    + in_day
+                    + sign * (d.days as i64 * 86_400_000 + d.nanos / 1_000_000),
+            ))
+        }
+        Value::Date(w) => {
+            if d.nanos != 0 {
+                return invalid(format!(
+                    "the operation 'date {op} duration' failed: The duration must have a day precision. Was: {}",
+                    literal::format_duration(d)
+                ));
+            }
+            let days = add_months(literal::date_from_wire(*w), sign * d.months as i64)
+                + sign * d.days as i64;
+            Ok(Value::Date(literal::date_to_wire(days)))
+        }
+        _ => invalid("Duration arithmetic is only supported on timestamps and dates"),
     }
 }
 
