@@ -316,3 +316,31 @@ def test_vector_dimensions_zero_vectors_and_8192_floats(session, fresh_keyspace)
     rows = list(session.execute(q, [data[5]]))
     assert rows[0].id == 5 and len(rows[0].v) == 8192
     assert rows[0].v == pytest.approx(data[5], rel=1e-6)
+
+
+def test_cqlsh_describe_recreates_indexes(session, fresh_keyspace, node):
+    """DESCRIBE prints SAI indexes with their options, so its output recreates them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.t (id int PRIMARY KEY, a text, v vector<float, 3>)")
+    session.execute(f"CREATE CUSTOM INDEX t_v ON {ks}.t (v) USING 'StorageAttachedIndex' "
+                    f"WITH OPTIONS = {{'similarity_function': 'dot_product'}}")
+    session.execute(f"CREATE INDEX t_a ON {ks}.t (a) USING 'sai' WITH OPTIONS = {{'case_sensitive': 'false'}}")
+    cqlsh = Path(sys.executable).parent / "cqlsh"
+    out = subprocess.run([str(cqlsh), node.listen_address, str(node.native_port), "-e", f"DESCRIBE TABLE {ks}.t"],
+                         capture_output=True, text=True, timeout=60).stdout
+    out = "\n".join(line for line in out.splitlines() if not line.startswith("WARNING"))
+    assert (f"CREATE CUSTOM INDEX t_v ON {ks}.t (v) USING 'org.apache.cassandra.index.sai.StorageAttachedIndex' "
+            "WITH OPTIONS = {'similarity_function': 'dot_product'};") in out
+    assert "WITH OPTIONS = {'case_sensitive': 'false'};" in out
+    before = {r.index_name: dict(r.options) for r in session.execute(
+        "SELECT index_name, options FROM system_schema.indexes WHERE keyspace_name = %s", [ks])}
+    session.execute(f"DROP TABLE {ks}.t")
+    for stmt in out.split(";"):
+        if stmt.strip().startswith("CREATE"):
+            session.execute(stmt)
+    after = {r.index_name: dict(r.options) for r in session.execute(
+        "SELECT index_name, options FROM system_schema.indexes WHERE keyspace_name = %s", [ks])}
+    assert after == before

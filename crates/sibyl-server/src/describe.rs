@@ -123,14 +123,26 @@ pub fn table_cql(t: &Table) -> String {
         let target = i.options.get("target").cloned().unwrap_or_default();
         match i.options.get("class_name") {
             Some(class) => {
+                let extra: Vec<String> = i
+                    .options
+                    .iter()
+                    .filter(|(k, _)| *k != "target" && *k != "class_name")
+                    .map(|(k, v)| format!("{}: {}", cql_string(k), cql_string(v)))
+                    .collect();
+                let with = if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WITH OPTIONS = {{{}}}", extra.join(", "))
+                };
                 let _ = write!(
                     s,
-                    "\n\nCREATE CUSTOM INDEX {} ON {}.{} ({}) USING {};",
+                    "\n\nCREATE CUSTOM INDEX {} ON {}.{} ({}) USING {}{};",
                     q(&i.name),
                     q(&t.keyspace),
                     q(&t.name),
                     target,
-                    cql_string(class)
+                    cql_string(class),
+                    with
                 );
             }
             None => {
