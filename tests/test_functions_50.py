@@ -65,13 +65,16 @@ def test_masking_functions(session, tbl):
     r = one(session, f"SELECT mask_null(txt), mask_default(txt), mask_default(b), mask_default(d), "
                      f"mask_default(l), mask_replace(txt, 'zz'), mask_replace(b, 7), "
                      f"mask_inner(txt, 1, 2), mask_outer(txt, 1, 2), mask_inner(a, 0, 0, '#'), "
-                     f"mask_hash(txt), mask_hash(txt, 'MD5') FROM {tbl} WHERE pk = 1 AND ck = 1")
+                     f"mask_hash(txt), mask_hash(txt, 'MD5'), mask_hash(txt, 'SHA-1'), mask_hash(txt, 'SHA-512') "
+                     f"FROM {tbl} WHERE pk = 1 AND ck = 1")
     assert r[0] is None
     assert r[1] == "****" and r[2] == 0 and r[3] == Date(0) and r[4] == []
     assert r[5] == "zz" and r[6] == 7
     assert r[7] == "h**lo" and r[8] == "*el**" and r[9] == "###"
     assert r[10] == hashlib.sha256(b"hello").digest()
     assert r[11] == hashlib.md5(b"hello").digest()
+    assert r[12] == hashlib.sha1(b"hello").digest()
+    assert r[13] == hashlib.sha512(b"hello").digest()
     # a null value stays null except for mask_default / mask_replace
     r = one(session, f"SELECT mask_inner(txt, 1, 1), mask_hash(txt), mask_default(txt) FROM {tbl} WHERE pk = 1 AND ck = 2")
     assert tuple(r) == (None, None, "****")

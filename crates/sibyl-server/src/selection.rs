@@ -839,12 +839,15 @@ fn call_native(f: &str, args: &[(Option<Bytes>, &CqlType)]) -> QueryResult<Optio
                 Some(Some(b)) => String::from_utf8_lossy(b).into_owned(),
                 _ => "SHA-256".to_string(),
             };
+            // The algorithm names of Java's MessageDigest, as Cassandra accepts them.
+            use sha2::Digest;
             let digest = match algo.to_ascii_uppercase().as_str() {
-                "SHA-256" | "SHA256" => sibyl_types::sha256::sha256(a0).to_vec(),
-                "MD5" => {
-                    use md5::Digest;
-                    md5::Md5::digest(a0).to_vec()
-                }
+                "MD5" => md5::Md5::digest(a0).to_vec(),
+                "SHA-1" | "SHA1" | "SHA" => sha1::Sha1::digest(a0).to_vec(),
+                "SHA-224" => sha2::Sha224::digest(a0).to_vec(),
+                "SHA-256" => sha2::Sha256::digest(a0).to_vec(),
+                "SHA-384" => sha2::Sha384::digest(a0).to_vec(),
+                "SHA-512" => sha2::Sha512::digest(a0).to_vec(),
                 _ => return invalid(format!("Hash algorithm not found: {algo}")),
             };
             Some(Bytes::from(digest))

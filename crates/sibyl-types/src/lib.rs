@@ -15,7 +15,6 @@ pub mod clustering;
 pub mod json;
 pub mod literal;
 pub mod murmur3;
-pub mod sha256;
 pub mod timeuuid;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
