@@ -188,3 +188,18 @@ def test_alter_type_if_exists_flags(session, fresh_keyspace):
     rows = session.execute(
         "SELECT field_names FROM system_schema.types WHERE keyspace_name = %s AND type_name = 'addr'", [ks])
     assert list(rows.one().field_names) == ["street", "zip"]
+
+
+def test_token_of_values_on_the_right_hand_side(session, fresh_keyspace):
+    """`token(pk) > token(value)` compares with the token of a key written as its components,
+    as Cassandra allows for paging by hand."""
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.tk (a int, b text, v int, PRIMARY KEY ((a, b)))")
+    for i in range(20):
+        session.execute(f"INSERT INTO {ks}.tk (a, b, v) VALUES (%s, %s, %s)", [i, f"x{i}", i])
+    pivot = session.execute(f"SELECT token(a, b) FROM {ks}.tk WHERE a = 7 AND b = 'x7'").one()[0]
+    got = sorted(r.v for r in session.execute(f"SELECT v FROM {ks}.tk WHERE token(a, b) > token(7, 'x7')"))
+    expected = sorted(r.v for r in session.execute(f"SELECT v, token(a, b) AS t FROM {ks}.tk") if r.t > pivot)
+    assert got == expected and 0 < len(got) < 20
+    with pytest.raises(InvalidRequest, match="Invalid number of arguments in call to function system.token"):
+        session.execute(f"SELECT v FROM {ks}.tk WHERE token(a, b) > token(7)")

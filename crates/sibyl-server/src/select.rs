@@ -314,12 +314,33 @@ fn token_bounds(
             ));
         }
         any = true;
-        let b = eval_bytes(&rel.rhs, &CqlType::Bigint, "partition key token", ctx)?;
-        let t = i64::from_be_bytes(
-            b.as_ref()
-                .try_into()
-                .map_err(|_| QueryError::Invalid("Invalid token".into()))?,
-        );
+        let t = match &rel.rhs {
+            // `token(pk) > token(value, ...)`: the token of a key given by its components.
+            Term::Function { name, args } if name.name.eq_ignore_ascii_case("token") => {
+                let cols = table.partition_key();
+                if args.len() != cols.len() {
+                    return invalid(format!(
+                        "Invalid number of arguments in call to function system.token: {} required but {} provided",
+                        cols.len(),
+                        args.len()
+                    ));
+                }
+                let parts = args
+                    .iter()
+                    .zip(cols.iter())
+                    .map(|(a, c)| eval_bytes(a, &c.ty, &c.name, ctx))
+                    .collect::<QueryResult<Vec<Bytes>>>()?;
+                partition_key_of(&parts).token
+            }
+            rhs => {
+                let b = eval_bytes(rhs, &CqlType::Bigint, "partition key token", ctx)?;
+                i64::from_be_bytes(
+                    b.as_ref()
+                        .try_into()
+                        .map_err(|_| QueryError::Invalid("Invalid token".into()))?,
+                )
+            }
+        };
         match rel.op {
             Operator::Gt => lo = Bound::Excluded(t),
             Operator::Gte => lo = Bound::Included(t),
