@@ -203,3 +203,14 @@ def test_token_of_values_on_the_right_hand_side(session, fresh_keyspace):
     assert got == expected and 0 < len(got) < 20
     with pytest.raises(InvalidRequest, match="Invalid number of arguments in call to function system.token"):
         session.execute(f"SELECT v FROM {ks}.tk WHERE token(a, b) > token(7)")
+
+
+def test_float_literal_with_integer_column_is_double(session, fresh_keyspace):
+    """`b * 2.5` on a bigint column: the literal is a double, so is the result (varint mixed
+    with a floating-point value gives a decimal)."""
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.ar (k int PRIMARY KEY, b bigint, i int)")
+    session.execute(f"INSERT INTO {ks}.ar (k, b, i) VALUES (1, 4, 3)")
+    rs = session.execute(f"SELECT b * 2.5, i + 0.5, b * 2 FROM {ks}.ar WHERE k = 1")
+    assert [t.typename for t in rs.column_types] == ["double", "double", "bigint"]
+    assert tuple(rs.one()) == (10.0, 3.5, 8)

@@ -213,7 +213,21 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
             let typed = |s: &Selector, other: &Selector| -> QueryResult<(Sel, String, CqlType)> {
                 match s {
                     Selector::Term(t) => {
-                        let (_, _, ty) = compile_one(table, other, ctx)?;
+                        let (_, _, mut ty) = compile_one(table, other, ctx)?;
+                        // A float literal next to an integer operand is a double, as in Cassandra.
+                        if matches!(t, Term::Literal(sibyl_cql::ast::Literal::Float(_)))
+                            && matches!(
+                                ty,
+                                CqlType::Tinyint
+                                    | CqlType::Smallint
+                                    | CqlType::Int
+                                    | CqlType::Bigint
+                                    | CqlType::Counter
+                                    | CqlType::Varint
+                            )
+                        {
+                            ty = CqlType::Double;
+                        }
                         let v = eval(t, &ty, "term", ctx)?;
                         Ok((Sel::Constant(v.bytes().cloned()), t.to_string(), ty))
                     }
