@@ -129,8 +129,15 @@ fn block_for(
         cl::QUORUM | cl::SERIAL => quorum(rep.total_rf().max(total)),
         cl::ALL => total,
         cl::LOCAL_QUORUM | cl::LOCAL_SERIAL => quorum(rep.rf_in_dc(local_dc).max(local).max(1)),
-        // EACH_QUORUM: counted over all DCs together here; per-DC waits come with multi-DC tests.
-        cl::EACH_QUORUM => quorum(total),
+        // EACH_QUORUM: the sum of every DC's quorum; writes also check each DC on its own.
+        cl::EACH_QUORUM => match rep {
+            Replication::NetworkTopology { dc_rf } => dc_rf
+                .values()
+                .filter(|rf| **rf > 0)
+                .map(|rf| quorum(*rf))
+                .sum(),
+            _ => quorum(total),
+        },
         _ => 1,
     }
 }
@@ -190,7 +197,25 @@ impl Node {
                 .copied()
                 .filter(|id| *id == cluster.local_id || cluster.membership.is_alive(*id))
                 .collect();
-            if alive.len() < need && consistency != cl::ANY {
+            // EACH_QUORUM: a quorum of every data center's replicas.
+            let per_dc: Vec<(String, usize)> = match (&rep, consistency) {
+                (Replication::NetworkTopology { dc_rf }, cl::EACH_QUORUM) => dc_rf
+                    .iter()
+                    .filter(|(_, rf)| **rf > 0)
+                    .map(|(dc, rf)| (dc.clone(), rf / 2 + 1))
+                    .collect(),
+                _ => vec![],
+            };
+            for (dc, q) in &per_dc {
+                let alive_dc = alive
+                    .iter()
+                    .filter(|id| cluster.dc_of(&ring, **id) == *dc)
+                    .count();
+                if alive_dc < *q {
+                    return Err(unavailable(consistency, *q, alive_dc));
+                }
+            }
+            if per_dc.is_empty() && alive.len() < need && consistency != cl::ANY {
                 return Err(unavailable(consistency, need, alive.len()));
             }
             let dead: Vec<Uuid> = replicas
@@ -198,13 +223,13 @@ impl Node {
                 .copied()
                 .filter(|id| !alive.contains(id))
                 .collect();
-            plans.push((m, alive, dead, need));
+            plans.push((m, alive, dead, need, per_dc));
         }
         let write_type = write_type.to_string();
         let timeout = cluster.write_timeout;
         let result = cluster.runtime.block_on(async {
             let mut all = vec![];
-            for (m, alive, dead, need) in plans {
+            for (m, alive, dead, need, per_dc) in plans {
                 // Hinted handoff: the coordinator keeps the write for replicas that are down.
                 let mut hinted = 0;
                 for id in dead {
@@ -220,10 +245,12 @@ impl Node {
                 };
                 let payload = messaging::encode(m);
                 let mut futs: Vec<BoxFut> = vec![];
+                let mut dcs: Vec<String> = vec![];
                 for id in alive {
                     if id == cluster.local_id {
                         let r = self.engine.apply(m).map_err(|e| e.to_string());
                         futs.push(Box::pin(async move { r.map(|_| ()) }) as BoxFut);
+                        dcs.push(cluster.dc_of(&ring, id));
                     } else if let Some(addr) = cluster.addr_of(&ring, id) {
                         let msg = cluster.messaging.clone();
                         let payload = payload.clone();
@@ -233,11 +260,24 @@ impl Node {
                                 .map(|_| ())
                                 .map_err(|e| e.to_string())
                         }));
+                        dcs.push(cluster.dc_of(&ring, id));
                     }
                 }
-                all.push((futs, need));
+                all.push((futs, dcs, need, per_dc));
             }
-            for (futs, need) in all {
+            for (futs, dcs, need, per_dc) in all {
+                if !per_dc.is_empty() {
+                    let (ok, received, block_for) = wait_each_dc(futs, dcs, &per_dc, timeout).await;
+                    if !ok {
+                        return Err(QueryError::WriteTimeout {
+                            consistency,
+                            received: received as i32,
+                            block_for: block_for as i32,
+                            write_type: write_type.clone(),
+                        });
+                    }
+                    continue;
+                }
                 let received = wait_for(futs, need, timeout).await;
                 if received < need {
                     return Err(QueryError::WriteTimeout {
@@ -261,6 +301,47 @@ impl Node {
 type BoxFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// Waits until `need` futures succeeded, all finished, or the timeout passed; returns successes.
+/// Waits until every data center of `needs` has acknowledged its quorum; returns whether they
+/// all did, the acknowledgements received and the total required.
+async fn wait_each_dc(
+    futs: Vec<BoxFut>,
+    dcs: Vec<String>,
+    needs: &[(String, usize)],
+    timeout: Duration,
+) -> (bool, usize, usize) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, bool)>(futs.len().max(1));
+    let total = futs.len();
+    for (i, f) in futs.into_iter().enumerate() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let ok = f.await.is_ok();
+            let _ = tx.send((i, ok)).await;
+        });
+    }
+    drop(tx);
+    let mut acked: std::collections::HashMap<&str, usize> = Default::default();
+    let satisfied = |acked: &std::collections::HashMap<&str, usize>| {
+        needs
+            .iter()
+            .all(|(dc, q)| acked.get(dc.as_str()).copied().unwrap_or(0) >= *q)
+    };
+    let (mut ok, mut done) = (0, 0);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !satisfied(&acked) && done < total {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((i, true))) => {
+                ok += 1;
+                done += 1;
+                *acked.entry(dcs[i].as_str()).or_default() += 1;
+            }
+            Ok(Some((_, false))) => done += 1,
+            _ => break,
+        }
+    }
+    let required = needs.iter().map(|(_, q)| q).sum();
+    (satisfied(&acked), ok, required)
+}
+
 async fn wait_for(futs: Vec<BoxFut>, need: usize, timeout: Duration) -> usize {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bool>(futs.len().max(1));
     let total = futs.len();
