@@ -279,3 +279,46 @@ def test_bootstrap_streams_ranges_to_a_new_node(three_nodes):
         cluster.shutdown()
         if fourth is not None:
             fourth.cleanup(remove=True)
+
+
+def test_removenode_replaces_a_dead_nodes_replicas(three_nodes):
+    """A fourth node joins, takes replicas of an RF 2 keyspace, and dies for good: `sibyl
+    removenode` copies its ranges from the surviving replicas to the nodes that take them over,
+    so every key is again readable at ALL from the three others."""
+    cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
+    n1 = three_nodes[0]
+    fourth = Node(name="c4r", listen_address="127.0.0.4", native_port=n1.native_port, storage_port=n1.storage_port, seeds="127.0.0.1")
+    try:
+        fourth.start()
+        wait_until(lambda: len(status_lines(n1)) == 4 and all(line.startswith("UN") for line in status_lines(n1)), what="node 4 up")
+        s.execute("CREATE KEYSPACE rm WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}")
+        s.execute("CREATE TABLE rm.kv (k int PRIMARY KEY, v int)")
+        assert cluster.control_connection.wait_for_schema_agreement(wait_time=20)
+        ins = s.prepare("INSERT INTO rm.kv (k, v) VALUES (?, ?)")
+        ins.consistency_level = ConsistencyLevel.ALL
+        for k in range(200):
+            s.execute(ins, (k, k))
+        host_id = next(line.split()[-2] for line in status_lines(n1) if " 127.0.0.4 " in line)
+        r = run_sibyl(["removenode", host_id, "--port", str(n1.storage_port)])
+        assert r.returncode == 2 and "is alive and owns this ID. Use decommission command" in r.stderr
+        fourth.kill()
+        wait_until(lambda: any(line.startswith("DN") and " 127.0.0.4 " in line for line in status_lines(n1)), what="node 4 down")
+        r = run_sibyl(["removenode", host_id, "--port", str(n1.storage_port)], timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "partition copies streamed" in r.stdout
+        assert sorted(line.split()[1] for line in status_lines(n1)) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        for n in three_nodes:
+            wait_until(lambda: len(status_lines(n)) == 3, what=f"{n.listen_address} forgets node 4")
+        wait_until(lambda: len(s.execute("SELECT peer FROM system.peers").all()) == 2, what="node 4 gone from peers")
+        # Before any read could repair them: every range's replicas already agree.
+        for n in three_nodes:
+            r = run_sibyl(["repair", "rm", "--host", n.listen_address, "--port", str(n.storage_port)], timeout=120)
+            assert r.returncode == 0 and " 0 out of sync" in r.stdout, r.stdout + r.stderr
+        sel = s.prepare("SELECT v FROM rm.kv WHERE k = ?")
+        sel.consistency_level = ConsistencyLevel.ALL
+        for k in range(200):
+            row = s.execute(sel, (k,)).one()
+            assert row is not None and row.v == k, k
+    finally:
+        cluster.shutdown()
+        fourth.cleanup(remove=True)

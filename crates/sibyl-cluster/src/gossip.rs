@@ -73,6 +73,8 @@ pub struct NodeState {
     pub status: NodeStatus,
     pub schema_version: Uuid,
     pub release_version: String,
+    /// Dead nodes this node removed from the ring (`removenode`); every node honours the union.
+    pub removed: Vec<Uuid>,
     /// Bumped on every start (Cassandra uses the start time in seconds). `0` given to
     /// [`start_gossip`] means "now, in milliseconds since the epoch".
     pub generation: u64,
@@ -92,6 +94,14 @@ impl NodeState {
             (K_STATUS.into(), self.status.as_str().into()),
             (K_SCHEMA.into(), self.schema_version.to_string()),
             (K_RELEASE.into(), self.release_version.clone()),
+            (
+                K_REMOVED.into(),
+                self.removed
+                    .iter()
+                    .map(|u| u.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
     }
 
@@ -117,6 +127,12 @@ impl NodeState {
             status: NodeStatus::parse(s.get(K_STATUS)?)?,
             schema_version: s.get(K_SCHEMA)?.parse().ok()?,
             release_version: s.get(K_RELEASE)?.to_string(),
+            removed: s
+                .get(K_REMOVED)
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|u| u.parse().ok())
+                .collect(),
             generation: id.generation_id,
         })
     }
@@ -132,6 +148,7 @@ const K_TOKENS: &str = "tokens";
 const K_STATUS: &str = "status";
 const K_SCHEMA: &str = "schema_version";
 const K_RELEASE: &str = "release_version";
+const K_REMOVED: &str = "removed";
 
 /// A change in the cluster as one node sees it.
 ///

@@ -41,6 +41,7 @@ fn state(i: u8, generation: u64) -> NodeState {
         status: NodeStatus::Normal,
         schema_version: Uuid::nil(),
         release_version: "5.0.0".into(),
+        removed: vec![],
         generation,
     }
 }

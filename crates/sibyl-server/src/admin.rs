@@ -20,6 +20,9 @@ pub const VERB_ADMIN: u16 = 20;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminRequest {
     Decommission,
+    RemoveNode {
+        host_id: uuid::Uuid,
+    },
     Status {
         keyspace: Option<String>,
     },
@@ -213,13 +216,15 @@ async fn status(node: &Arc<Node>, keyspace: Option<String>) -> Result<String, St
                 status: NodeStatus::Normal,
                 schema_version: node.schema().version,
                 release_version: String::new(),
+                removed: vec![],
                 generation: 0,
             },
             true,
         ));
     }
+    let removed = node.cluster.get().map(|c| c.removed()).unwrap_or_default();
     for (s, alive) in states {
-        if s.status == NodeStatus::Left {
+        if s.status == NodeStatus::Left || removed.contains(&s.host_id) {
             continue;
         }
         let load = loads.get(&s.host_id).map_or("?".to_string(), |l| human(*l));
@@ -348,6 +353,9 @@ pub async fn handle(node: Arc<Node>, payload: Bytes) -> Result<Bytes, String> {
         AdminRequest::Ring => AdminResponse::Text(ring(&node).await),
         AdminRequest::DescribeRing { keyspace } => {
             AdminResponse::Text(describe_ring(&node, &keyspace)?)
+        }
+        AdminRequest::RemoveNode { host_id } => {
+            AdminResponse::Text(crate::repair::removenode(&node, host_id).await?)
         }
         AdminRequest::Decommission => {
             AdminResponse::Text(crate::repair::decommission(&node).await?)

@@ -86,6 +86,14 @@ pub enum Command {
         #[command(flatten)]
         node: NodeAddr,
     },
+    /// Removes a dead node from the ring: its ranges are copied from the surviving replicas
+    /// to the nodes that take them over.
+    Removenode {
+        /// The dead node's host id (see `status`).
+        host_id: uuid::Uuid,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
     /// Streams this node's ranges to the nodes that take them over, then leaves the ring.
     Decommission {
         #[command(flatten)]

@@ -71,10 +71,22 @@ pub struct Cluster {
 
 impl Cluster {
     /// Rebuilds the ring from the nodes gossip knows in state NORMAL (the local node always).
+    /// Nodes some member removed from the ring with `removenode`.
+    pub fn removed(&self) -> std::collections::HashSet<Uuid> {
+        self.membership
+            .nodes()
+            .into_iter()
+            .flat_map(|(s, _)| s.removed)
+            .collect()
+    }
+
     pub fn rebuild_ring(&self) {
         let mut ring = TokenRing::new();
+        let removed = self.removed();
         for (state, _alive) in self.membership.nodes() {
-            if state.status != NodeStatus::Normal && state.host_id != self.local_id {
+            if (state.status != NodeStatus::Normal || removed.contains(&state.host_id))
+                && state.host_id != self.local_id
+            {
                 continue;
             }
             let info = NodeInfo {
@@ -761,6 +773,7 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         },
         schema_version: node.schema().version,
         release_version: crate::system_tables::RELEASE_VERSION.to_string(),
+        removed: vec![],
         generation: node.local.gossip_generation as u64,
     };
     let membership = start_gossip(

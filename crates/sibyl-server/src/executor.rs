@@ -1257,11 +1257,14 @@ impl Node {
         let Some(c) = self.cluster.get() else {
             return vec![];
         };
+        let removed = c.removed();
         c.membership
             .nodes()
             .into_iter()
             .filter(|(s, _)| {
-                s.host_id != c.local_id && s.status == sibyl_cluster::gossip::NodeStatus::Normal
+                s.host_id != c.local_id
+                    && s.status == sibyl_cluster::gossip::NodeStatus::Normal
+                    && !removed.contains(&s.host_id)
             })
             .map(|(s, _)| system_tables::PeerInfo {
                 addr: s.addr,

@@ -130,6 +130,7 @@ fn run_command(cmd: config::Command) -> ExitCode {
         } => (node, R::Compact { keyspace, tables }),
         C::Repair { keyspace, node } => (node, R::Repair { keyspace }),
         C::Decommission { node } => (node, R::Decommission),
+        C::Removenode { host_id, node } => (node, R::RemoveNode { host_id }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

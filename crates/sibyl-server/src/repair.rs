@@ -405,3 +405,113 @@ pub async fn decommission(node: &Arc<Node>) -> Result<String, String> {
         second
     ))
 }
+
+/// Removes the dead node `host` from the ring: for every range it replicated, the nodes that
+/// become replicas get the data from a surviving replica; then this node gossips the removal.
+pub async fn removenode(node: &Arc<Node>, host: Uuid) -> Result<String, String> {
+    let c = node.cluster.get().cloned().ok_or("no cluster")?;
+    if host == c.local_id {
+        return Err("Cannot remove self".into());
+    }
+    let Some((state, alive)) = c
+        .membership
+        .nodes()
+        .into_iter()
+        .find(|(s, _)| s.host_id == host)
+    else {
+        return Err("Host ID not found.".into());
+    };
+    if alive {
+        return Err(format!(
+            "Node /{} is alive and owns this ID. Use decommission command to remove it from the ring",
+            state.addr
+        ));
+    }
+    let full = c.ring.read().clone();
+    let mut without = (*full).clone();
+    without.remove_node(host);
+    let schema = node.schema();
+    let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    for table in schema.tables() {
+        if crate::ddl::is_system_keyspace(&table.keyspace) {
+            continue;
+        }
+        let rep = node.replication_of(&table.keyspace);
+        for (start, end) in full.ranges_for(&rep, host) {
+            let old = full.replicas(&rep, end);
+            let targets: Vec<Uuid> = without
+                .replicas(&rep, end)
+                .into_iter()
+                .filter(|id| !old.contains(id))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let Some(source) = old
+                .iter()
+                .copied()
+                .find(|id| *id != host && (*id == c.local_id || c.membership.is_alive(*id)))
+            else {
+                tracing::warn!(
+                    start,
+                    end,
+                    "no live replica left for a range of the removed node"
+                );
+                continue;
+            };
+            let pieces: Vec<(Option<i64>, i64)> = if start < end {
+                vec![(Some(start), end)]
+            } else {
+                vec![(Some(start), i64::MAX), (None, end)]
+            };
+            for (lo, hi) in pieces {
+                if lo == Some(i64::MAX) {
+                    continue;
+                }
+                let views = if source == c.local_id {
+                    let mut v = vec![];
+                    scan_local(node, table.id, lo, hi, now_secs, |p| v.push(p))?;
+                    v
+                } else {
+                    let addr = full
+                        .node(source)
+                        .map(|n| SocketAddr::new(n.addr, c.storage_port))
+                        .ok_or("replica without an address")?;
+                    remote_views(node, addr, table.id, from_bound(lo), hi, now_secs).await?
+                };
+                for v in views {
+                    let m = crate::coordinator::view_to_mutation(table.id, v);
+                    for t in &targets {
+                        if *t == c.local_id {
+                            node.engine.apply(&m).map_err(|e| e.to_string())?;
+                        } else if let Some(n) = without.node(*t) {
+                            let addr = SocketAddr::new(n.addr, c.storage_port);
+                            c.messaging
+                                .request(
+                                    addr,
+                                    VERB_MUTATION,
+                                    messaging::encode(&m),
+                                    Duration::from_secs(30),
+                                )
+                                .await
+                                .map_err(|e| format!("streaming to {addr} failed: {e}"))?;
+                        }
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+    c.membership.update_local(&|s| {
+        if !s.removed.contains(&host) {
+            s.removed.push(host);
+        }
+    });
+    c.rebuild_ring();
+    Ok(format!(
+        "Removed node {host} in {} ms: {sent} partition copies streamed from surviving replicas\n",
+        started.elapsed().as_millis()
+    ))
+}
