@@ -214,3 +214,25 @@ def test_float_literal_with_integer_column_is_double(session, fresh_keyspace):
     rs = session.execute(f"SELECT b * 2.5, i + 0.5, b * 2 FROM {ks}.ar WHERE k = 1")
     assert [t.typename for t in rs.column_types] == ["double", "double", "bigint"]
     assert tuple(rs.one()) == (10.0, 3.5, 8)
+
+
+def test_writetime_ttl_on_collections_and_maxwritetime(session, fresh_keyspace):
+    """Cassandra 5.0: writetime()/ttl() of a non-frozen collection give one value per element;
+    maxwritetime() gives the newest timestamp of any cell of the column, simple or not. (An
+    element without TTL is a null inside the list, which the Python driver cannot decode, so
+    the TTL case uses elements that all have one.)"""
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.wt (k int PRIMARY KEY, l list<int>, s set<text>, t list<int>, v int)")
+    session.execute(f"INSERT INTO {ks}.wt (k, l, s, v) VALUES (1, [1, 2], {{'a'}}, 5) USING TIMESTAMP 100")
+    session.execute(f"UPDATE {ks}.wt USING TIMESTAMP 200 AND TTL 1000 SET l = l + [3], s = s + {{'b'}}, t = [7, 8] WHERE k = 1")
+    r = session.execute(f"SELECT writetime(l), writetime(s), ttl(t), maxwritetime(l), maxwritetime(v), writetime(t) "
+                        f"FROM {ks}.wt WHERE k = 1").one()
+    assert r[0] == [100, 100, 200]
+    assert r[1] == [100, 200]
+    assert len(r[2]) == 2 and all(990 <= x <= 1000 for x in r[2])
+    assert r[3] == 200 and r[4] == 100
+    assert r[5] == [200, 200]
+    session.execute(f"INSERT INTO {ks}.wt (k, l) VALUES (2, [])")
+    assert tuple(session.execute(f"SELECT writetime(l), maxwritetime(l) FROM {ks}.wt WHERE k = 2").one()) == (None, None)
+    with pytest.raises(InvalidRequest, match="Cannot use selection function maxwritetime on PRIMARY KEY part k"):
+        session.execute(f"SELECT maxwritetime(k) FROM {ks}.wt")

@@ -21,6 +21,9 @@ pub struct CellMeta {
 pub struct RowData {
     pub values: Vec<Option<Bytes>>,
     pub meta: Vec<Option<CellMeta>>,
+    /// Per-element metadata of non-frozen collections (column index, elements in order); only
+    /// filled for rows that have such columns, so other rows allocate nothing.
+    pub elements: Vec<(usize, Vec<CellMeta>)>,
 }
 
 impl RowData {
@@ -28,6 +31,7 @@ impl RowData {
         RowData {
             values: vec![None; n],
             meta: vec![None; n],
+            elements: Vec::new(),
         }
     }
 }
@@ -147,6 +151,19 @@ pub fn materialize(
             }
             ColumnView::Complex(elems) => {
                 data.values[i] = Some(complex_to_bytes(&col.ty, elems)?);
+                if col.ty.is_collection() {
+                    data.elements.push((
+                        i,
+                        elems
+                            .iter()
+                            .map(|(_, c)| CellMeta {
+                                timestamp: c.timestamp,
+                                ttl: c.ttl,
+                                expires_at: c.expires_at,
+                            })
+                            .collect(),
+                    ));
+                }
                 if let Some((_, c)) = elems.iter().max_by_key(|(_, c)| c.timestamp) {
                     data.meta[i] = Some(CellMeta {
                         timestamp: c.timestamp,

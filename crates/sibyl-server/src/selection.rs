@@ -31,6 +31,11 @@ enum Sel {
     Column(usize),
     WriteTime(usize),
     Ttl(usize),
+    /// writetime / ttl of every element of a non-frozen collection, as a list.
+    ElementWriteTimes(usize),
+    ElementTtls(usize),
+    /// The newest timestamp of a column's cells.
+    MaxWriteTime(usize),
     Token,
     Constant(Option<Bytes>),
     /// A scalar function of other selectors.
@@ -285,7 +290,7 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                     .join(", ")
             };
             match f.as_str() {
-                "writetime" | "ttl" => {
+                "writetime" | "ttl" | "maxwritetime" => {
                     let [Selector::Column(c)] = args.as_slice() else {
                         return invalid(format!("Invalid arguments for function {f}"));
                     };
@@ -295,6 +300,33 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                         return invalid(format!(
                             "Cannot use selection function {f} on PRIMARY KEY part {}",
                             col.name
+                        ));
+                    }
+                    // Cassandra 5.0: per-element lists for non-frozen collections.
+                    if col.ty.is_multicell() && col.ty.is_collection() {
+                        return Ok(match f.as_str() {
+                            "writetime" => (
+                                Sel::ElementWriteTimes(i),
+                                format!("writetime({c})"),
+                                CqlType::List(Box::new(CqlType::Bigint)),
+                            ),
+                            "ttl" => (
+                                Sel::ElementTtls(i),
+                                format!("ttl({c})"),
+                                CqlType::List(Box::new(CqlType::Int)),
+                            ),
+                            _ => (
+                                Sel::MaxWriteTime(i),
+                                format!("maxwritetime({c})"),
+                                CqlType::Bigint,
+                            ),
+                        });
+                    }
+                    if f == "maxwritetime" {
+                        return Ok((
+                            Sel::MaxWriteTime(i),
+                            format!("maxwritetime({c})"),
+                            CqlType::Bigint,
                         ));
                     }
                     if col.ty.is_multicell() {
@@ -1219,6 +1251,29 @@ fn eval_sel(
         Sel::Ttl(i) => row.meta[*i].filter(|m| m.ttl > 0).map(|m| {
             Bytes::copy_from_slice(&(((m.expires_at - now_secs).max(0)) as i32).to_be_bytes())
         }),
+        Sel::MaxWriteTime(i) => {
+            row.meta[*i].map(|m| Bytes::copy_from_slice(&m.timestamp.to_be_bytes()))
+        }
+        Sel::ElementWriteTimes(i) | Sel::ElementTtls(i) => {
+            let Some((_, metas)) = row.elements.iter().find(|(c, _)| c == i) else {
+                return Ok(None);
+            };
+            let mut out = (metas.len() as i32).to_be_bytes().to_vec();
+            for m in metas {
+                if matches!(sel, Sel::ElementWriteTimes(_)) {
+                    out.extend_from_slice(&8i32.to_be_bytes());
+                    out.extend_from_slice(&m.timestamp.to_be_bytes());
+                } else if m.ttl > 0 {
+                    out.extend_from_slice(&4i32.to_be_bytes());
+                    out.extend_from_slice(
+                        &(((m.expires_at - now_secs).max(0)) as i32).to_be_bytes(),
+                    );
+                } else {
+                    out.extend_from_slice(&(-1i32).to_be_bytes());
+                }
+            }
+            Some(Bytes::from(out))
+        }
         Sel::Token => Some(Bytes::copy_from_slice(&key.token.to_be_bytes())),
         Sel::Constant(b) => b.clone(),
         Sel::Func(f, args) => {
