@@ -178,8 +178,8 @@ def test_repair_heals_a_node_whose_data_was_wiped(three_nodes):
         n3.stop()
         shutil.rmtree(n3.data_dir / "storage")
         n3.start()
-        wait_until(lambda: all(line.startswith("UN") for line in status_lines(three_nodes[0])) and len(status_lines(three_nodes[0])) == 3,
-                   timeout=30, what="node 3 back up")
+        wait_until(lambda: all(len(status_lines(n)) == 3 and all(line.startswith("UN") for line in status_lines(n)) for n in (three_nodes[0], n3)),
+                   timeout=30, what="node 3 back up and seeing the others")
         c3, s3 = connect(n3, whitelist=["127.0.0.3"])
         try:
             q = SimpleStatement("SELECT k, c, v FROM rep.t WHERE k = %s", consistency_level=ConsistencyLevel.ONE)
@@ -193,6 +193,38 @@ def test_repair_heals_a_node_whose_data_was_wiped(three_nodes):
             c3.shutdown()
         r = run_sibyl(["repair", "rep", "--port", str(three_nodes[0].storage_port)], timeout=120)
         assert r.returncode == 0 and "0 out of sync" in r.stdout, r.stdout + r.stderr
+    finally:
+        cluster.shutdown()
+
+
+def test_range_scan_at_quorum_reads_several_replicas(three_nodes):
+    """Node 3 comes back with its storage wiped. A full-table SELECT at QUORUM coordinated by
+    node 3 still returns every row (each partition is read from a quorum of replicas) and
+    read-repairs node 3, which then answers at ONE from its own data."""
+    cluster, s = connect(three_nodes[0], whitelist=["127.0.0.1"])
+    try:
+        s.execute("CREATE KEYSPACE scanq WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}")
+        s.execute("CREATE TABLE scanq.t (k int PRIMARY KEY, v int)")
+        ins = s.prepare("INSERT INTO scanq.t (k, v) VALUES (?, ?)")
+        ins.consistency_level = ConsistencyLevel.ALL
+        for k in range(100):
+            s.execute(ins, (k, k))
+        n3 = three_nodes[2]
+        n3.stop()
+        shutil.rmtree(n3.data_dir / "storage")
+        n3.start()
+        wait_until(lambda: all(len(status_lines(n)) == 3 and all(line.startswith("UN") for line in status_lines(n)) for n in (three_nodes[0], n3)),
+                   timeout=30, what="node 3 back up and seeing the others")
+        c3, s3 = connect(n3, whitelist=["127.0.0.3"])
+        try:
+            one = s3.prepare("SELECT v FROM scanq.t WHERE k = ?")
+            one.consistency_level = ConsistencyLevel.ONE
+            assert sum(1 for k in range(100) if s3.execute(one, (k,)).one() is not None) == 0
+            q = SimpleStatement("SELECT k, v FROM scanq.t", consistency_level=ConsistencyLevel.QUORUM, fetch_size=17)
+            assert sorted((r.k, r.v) for r in s3.execute(q)) == [(k, k) for k in range(100)]
+            wait_until(lambda: all(s3.execute(one, (k,)).one() is not None for k in range(100)), what="read repair of node 3")
+        finally:
+            c3.shutdown()
     finally:
         cluster.shutdown()
 

@@ -568,6 +568,40 @@ impl DataSource for CoordinatedRead<'_> {
             }
             out
         });
+        if !matches!(self.consistency, cl::ONE | cl::LOCAL_ONE | cl::ANY) {
+            // Above ONE every partition any replica has is read through the coordinator at the
+            // request's level (data from several replicas, resolved, read-repaired).
+            let full_page = results.iter().any(|(_, views)| views.len() >= max);
+            let keys: std::collections::BTreeSet<PartitionKey> = results
+                .iter()
+                .flat_map(|(_, views)| views.iter().map(|v| v.key.clone()))
+                .collect();
+            let last = keys.iter().next_back().cloned();
+            let mut out = Vec::new();
+            for key in keys {
+                if out.len() >= max {
+                    return Ok(out);
+                }
+                if let Some(v) = self.read(table, &key, slice, now_secs)? {
+                    out.push(v);
+                }
+            }
+            // Partitions deleted since a replica listed them leave room: look further.
+            if out.len() < max && full_page {
+                if let Some(last) = last {
+                    let more = self.scan(
+                        table,
+                        Bound::Excluded(last),
+                        to,
+                        slice,
+                        max - out.len(),
+                        now_secs,
+                    )?;
+                    out.extend(more);
+                }
+            }
+            return Ok(out);
+        }
         let mut merged: BTreeMap<PartitionKey, PartitionView> = BTreeMap::new();
         for (from_node, views) in results {
             for v in views {
