@@ -50,6 +50,14 @@ def test_two_datacenters_placement_and_each_quorum(six_nodes):
     try:
         # The DC-aware policy only connects to dc1; the driver still learns every node.
         wait_until(lambda: len(cluster.metadata.all_hosts()) == 6, what="6 hosts known")
+
+        def all_up_seen_by_dc1():
+            for n in six_nodes[:3]:
+                r = run_sibyl(["status", "--host", n.listen_address, "--port", str(n.storage_port)])
+                if sum(1 for line in r.stdout.splitlines() if line.startswith("UN")) != 6:
+                    return False
+            return True
+        wait_until(all_up_seen_by_dc1, what="dc1 coordinators see 6 nodes up")
         hosts = {h.address: (h.datacenter, h.rack) for h in cluster.metadata.all_hosts()}
         assert hosts == {f"127.0.0.{i}": ("dc1" if i <= 3 else "dc2", f"r{(i - 1) % 3 + 1}") for i in range(1, 7)}
         s.execute("CREATE KEYSPACE md WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 2}")
