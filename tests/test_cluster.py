@@ -43,6 +43,18 @@ def status_lines(node):
     return [line for line in r.stdout.splitlines() if line[:2] in ("UN", "DN", "UJ", "DJ", "UL", "DL")]
 
 
+def wipe_storage_and_restart(three_nodes):
+    """Node 3 loses its data (identity and schema kept) and comes back empty; returns it once it
+    and node 1 see all three nodes up."""
+    n3 = three_nodes[2]
+    n3.stop()
+    shutil.rmtree(n3.data_dir / "storage")
+    n3.start()
+    wait_until(lambda: all(len(status_lines(n)) == 3 and all(line.startswith("UN") for line in status_lines(n)) for n in (three_nodes[0], n3)),
+               timeout=30, what="node 3 back up and seeing the others")
+    return n3
+
+
 def connect(node, whitelist=None):
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(whitelist or ["127.0.0.1", "127.0.0.2", "127.0.0.3"]))
     cluster = Cluster([node.listen_address], port=node.native_port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
@@ -175,12 +187,7 @@ def test_repair_heals_a_node_whose_data_was_wiped(three_nodes):
         r = run_sibyl(["repair", "rep", "--port", str(three_nodes[0].storage_port)], timeout=120)
         assert r.returncode == 0, r.stderr
         assert ", 0 out of sync" in r.stdout and ", 0 partitions streamed" in r.stdout
-        n3 = three_nodes[2]
-        n3.stop()
-        shutil.rmtree(n3.data_dir / "storage")
-        n3.start()
-        wait_until(lambda: all(len(status_lines(n)) == 3 and all(line.startswith("UN") for line in status_lines(n)) for n in (three_nodes[0], n3)),
-                   timeout=30, what="node 3 back up and seeing the others")
+        n3 = wipe_storage_and_restart(three_nodes)
         c3, s3 = connect(n3, whitelist=["127.0.0.3"])
         try:
             q = SimpleStatement("SELECT k, c, v FROM rep.t WHERE k = %s", consistency_level=ConsistencyLevel.ONE)
@@ -210,12 +217,7 @@ def test_range_scan_at_quorum_reads_several_replicas(three_nodes):
         ins.consistency_level = ConsistencyLevel.ALL
         for k in range(100):
             s.execute(ins, (k, k))
-        n3 = three_nodes[2]
-        n3.stop()
-        shutil.rmtree(n3.data_dir / "storage")
-        n3.start()
-        wait_until(lambda: all(len(status_lines(n)) == 3 and all(line.startswith("UN") for line in status_lines(n)) for n in (three_nodes[0], n3)),
-                   timeout=30, what="node 3 back up and seeing the others")
+        n3 = wipe_storage_and_restart(three_nodes)
         c3, s3 = connect(n3, whitelist=["127.0.0.3"])
         try:
             one = s3.prepare("SELECT v FROM scanq.t WHERE k = ?")

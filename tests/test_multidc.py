@@ -2,7 +2,6 @@
 each DC): the driver sees every node's DC and rack, NetworkTopologyStrategy places replicas
 where the driver's token map says, and EACH_QUORUM / LOCAL_QUORUM count per data center."""
 import re
-import time
 
 import pytest
 from cassandra import ConsistencyLevel, Unavailable
@@ -11,16 +10,18 @@ from cassandra.metadata import Murmur3Token
 from cassandra.policies import DCAwareRoundRobinPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
+from conftest import wait_for
 from sibyl_node import Node, free_port, run_sibyl
 
 
-def wait_until(pred, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(pred, what):
+    wait_for(pred, timeout=30, interval=0.2, what=what)
+
+
+def status_count(node, prefix):
+    """How many nodes `sibyl status` run against `node` lists with this UN/DN prefix."""
+    r = run_sibyl(["status", "--host", node.listen_address, "--port", str(node.storage_port)])
+    return sum(1 for line in r.stdout.splitlines() if line.startswith(prefix))
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,7 @@ def test_two_datacenters_placement_and_each_quorum(six_nodes):
         # The DC-aware policy only connects to dc1; the driver still learns every node.
         wait_until(lambda: len(cluster.metadata.all_hosts()) == 6, what="6 hosts known")
 
-        def all_up_seen_by_dc1():
-            for n in six_nodes[:3]:
-                r = run_sibyl(["status", "--host", n.listen_address, "--port", str(n.storage_port)])
-                if sum(1 for line in r.stdout.splitlines() if line.startswith("UN")) != 6:
-                    return False
-            return True
-        wait_until(all_up_seen_by_dc1, what="dc1 coordinators see 6 nodes up")
+        wait_until(lambda: all(status_count(n, "UN") == 6 for n in six_nodes[:3]), what="dc1 coordinators see 6 nodes up")
         hosts = {h.address: (h.datacenter, h.rack) for h in cluster.metadata.all_hosts()}
         assert hosts == {f"127.0.0.{i}": ("dc1" if i <= 3 else "dc2", f"r{(i - 1) % 3 + 1}") for i in range(1, 7)}
         s.execute("CREATE KEYSPACE md WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 2}")
@@ -91,14 +86,8 @@ def test_two_datacenters_placement_and_each_quorum(six_nodes):
         # whose dc2 replicas include a dead node, LOCAL_QUORUM in dc1 keeps working.
         six_nodes[4].kill()
         six_nodes[5].kill()
-        def down():
-            # Every dc1 coordinator must see both down before it refuses up front.
-            for n in six_nodes[:3]:
-                r = run_sibyl(["status", "--host", n.listen_address, "--port", str(n.storage_port)])
-                if sum(1 for line in r.stdout.splitlines() if line.startswith("DN")) != 2:
-                    return False
-            return True
-        wait_until(down, what="2 nodes seen down by dc1")
+        # Every dc1 coordinator must see both down before it refuses up front.
+        wait_until(lambda: all(status_count(n, "DN") == 2 for n in six_nodes[:3]), what="2 nodes seen down by dc1")
         failed = 0
         for k in range(100, 140):
             try:

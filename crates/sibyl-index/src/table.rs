@@ -289,20 +289,19 @@ impl TableObserver for TableIndexes {
 
     fn on_sources_removed(&self, sstables: &[u64], memtables: &[u64]) {
         let dir = self.dir.read().clone();
+        let gone: HashSet<u64> = sstables.iter().copied().collect();
         for index in self.indexes.read().iter() {
-            let mut w = index.segments.write();
-            for g in sstables {
-                w.remove(&Source::SSTable(*g));
-            }
-            for m in memtables {
-                w.remove(&Source::Memtable(*m));
-            }
-            drop(w);
-            if let Some(d) = &dir {
-                let gone: HashSet<u64> = sstables.iter().copied().collect();
-                if !gone.is_empty() {
-                    segment::remove_components(d, &index.spec.name, |g| !gone.contains(&g));
+            {
+                let mut w = index.segments.write();
+                for g in sstables {
+                    w.remove(&Source::SSTable(*g));
                 }
+                for m in memtables {
+                    w.remove(&Source::Memtable(*m));
+                }
+            }
+            if let (Some(d), false) = (&dir, gone.is_empty()) {
+                segment::remove_components(d, &index.spec.name, |g| !gone.contains(&g));
             }
         }
     }

@@ -103,6 +103,20 @@ fn components(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// Attaches the indexes to the table and builds them over what it holds.
+fn attach(engine: &Engine, table: Uuid) -> Arc<TableIndexes> {
+    let ix = Arc::new(TableIndexes::new());
+    let added = ix.set_specs(specs());
+    engine
+        .set_observer(table, Some(ix.clone() as Arc<dyn TableObserver>))
+        .unwrap();
+    for a in &added {
+        ix.build(engine, table, a).unwrap();
+        assert!(a.is_built());
+    }
+    ix
+}
+
 #[test]
 fn segments_follow_writes_flushes_compaction_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,15 +135,7 @@ fn segments_follow_writes_flushes_compaction_and_reopen() {
         write(&engine, table, i, 30, [i as f32, 0.0]);
     }
     // Data written before the index exists is covered by the build.
-    let ix = Arc::new(TableIndexes::new());
-    let added = ix.set_specs(specs());
-    engine
-        .set_observer(table, Some(ix.clone() as Arc<dyn TableObserver>))
-        .unwrap();
-    for a in &added {
-        ix.build(&engine, table, a).unwrap();
-        assert!(a.is_built());
-    }
+    let ix = attach(&engine, table);
     assert_eq!(ages(&ix, 30).len(), 10);
     // Memtable writes are visible at once.
     for i in 10..20 {
@@ -165,14 +171,7 @@ fn segments_follow_writes_flushes_compaction_and_reopen() {
 
     // Reopen: components are loaded, not rebuilt, and answer the same.
     let engine = Engine::open(dir.path(), EngineOptions::default(), vec![(table, params)]).unwrap();
-    let ix = Arc::new(TableIndexes::new());
-    let added = ix.set_specs(specs());
-    engine
-        .set_observer(table, Some(ix.clone() as Arc<dyn TableObserver>))
-        .unwrap();
-    for a in &added {
-        ix.build(&engine, table, a).unwrap();
-    }
+    let ix = attach(&engine, table);
     assert_eq!(ages(&ix, 30).len(), 10);
     let near = ix
         .get("t_v")

@@ -629,11 +629,7 @@ impl DataSource for CoordinatedRead<'_> {
         // the request's consistency level, so the union only has to cover every replica.
         let c = self.cluster;
         let ring = c.ring.read().clone();
-        let local = crate::data::LocalData {
-            engine: &self.node.engine,
-            indexes: &self.node.indexes,
-        };
-        let mut out = local.lookup(table, index, lookup)?;
+        let mut out = self.node.local_data().lookup(table, index, lookup)?;
         let payload = messaging::encode(&IndexSearchRequest {
             table,
             index: index.to_string(),
@@ -738,12 +734,10 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
             let r: IndexSearchRequest = messaging::decode(&payload).map_err(err)?;
             let node2 = node.clone();
             let rows = tokio::task::spawn_blocking(move || {
-                crate::data::LocalData {
-                    engine: &node2.engine,
-                    indexes: &node2.indexes,
-                }
-                .lookup(r.table, &r.index, &r.lookup)
-                .map_err(|e| e.to_string())
+                node2
+                    .local_data()
+                    .lookup(r.table, &r.index, &r.lookup)
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())??;

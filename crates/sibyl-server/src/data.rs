@@ -46,6 +46,7 @@ pub trait DataSource: Sync {
 }
 
 /// The node's own data: the engine plus its indexes (a ring of one, or a replica's share).
+/// Built by `Node::local_data`.
 pub struct LocalData<'a> {
     pub engine: &'a sibyl_storage::Engine,
     pub indexes: &'a crate::indexes::Indexes,
@@ -112,37 +113,5 @@ impl DataSource for LocalData<'_> {
         lookup: &IndexLookup,
     ) -> QueryResult<Vec<RowKey>> {
         self.lookup(table, index, lookup)
-    }
-}
-
-impl DataSource for sibyl_storage::Engine {
-    fn read(
-        &self,
-        table: TableId,
-        key: &PartitionKey,
-        slice: &Slice,
-        now_secs: i64,
-    ) -> QueryResult<Option<PartitionView>> {
-        Ok(sibyl_storage::Engine::read(
-            self, table, key, slice, now_secs,
-        )?)
-    }
-    fn scan(
-        &self,
-        table: TableId,
-        from: Bound<PartitionKey>,
-        to: Bound<i64>,
-        slice: &Slice,
-        max: usize,
-        now_secs: i64,
-    ) -> QueryResult<Vec<PartitionView>> {
-        Ok(sibyl_storage::Engine::scan(
-            self, table, from, to, slice, max, now_secs,
-        )?)
-    }
-    fn index_rows(&self, _: TableId, index: &str, _: &IndexLookup) -> QueryResult<Vec<RowKey>> {
-        Err(QueryError::Invalid(format!(
-            "Index '{index}' is not available here"
-        )))
     }
 }

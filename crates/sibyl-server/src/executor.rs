@@ -746,10 +746,7 @@ impl Node {
                     }
                 });
                 let coordinated = self.reader(&table.keyspace, params.consistency);
-                let local = crate::data::LocalData {
-                    engine: &self.engine,
-                    indexes: &self.indexes,
-                };
+                let local = self.local_data();
                 let rc = ReadContext {
                     data: match &coordinated {
                         Some(c) => c,
@@ -995,10 +992,11 @@ impl Node {
             .iter()
             .map(|i| self.reader(&i.table.keyspace, sibyl_protocol::consistency::QUORUM))
             .collect();
+        let local = self.local_data();
         let source = |i: usize| -> &dyn crate::data::DataSource {
             match &readers[i] {
                 Some(r) => r,
-                None => &self.engine,
+                None => &local,
             }
         };
         fn wctx<'b>(
@@ -1022,8 +1020,10 @@ impl Node {
                     item.statement,
                     &wctx(item, timestamp, now_secs, source(idx)),
                 )?;
-                for m in &ms {
-                    crate::indexes::check_indexable(&item.table, m)?;
+                if !item.table.indexes.is_empty() {
+                    for m in &ms {
+                        self.indexes.check_indexable(item.table.id, m)?;
+                    }
                 }
                 mutations.extend(ms);
             }

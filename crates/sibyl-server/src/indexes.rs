@@ -115,6 +115,43 @@ impl Indexes {
         self.table(table)?.get(name)
     }
 
+    /// Rejects what a vector index cannot hold, as Cassandra does at write time: an all-zero
+    /// vector in a column indexed with cosine similarity.
+    pub fn check_indexable(
+        &self,
+        table: Uuid,
+        m: &sibyl_storage::Mutation,
+    ) -> Result<(), crate::error::QueryError> {
+        let Some(ti) = self.table(table) else {
+            return Ok(());
+        };
+        for index in ti.all() {
+            let spec = &index.spec;
+            if !spec
+                .graph
+                .is_some_and(|g| g.similarity == Similarity::Cosine)
+            {
+                continue;
+            }
+            let zero = m.rows.iter().flat_map(|r| &r.columns).any(|c| {
+                matches!(c, sibyl_storage::ColumnData::Simple { column, cell }
+                    if *column == spec.column
+                        && cell
+                            .value
+                            .as_deref()
+                            .and_then(sibyl_index::vector::decode_f32s)
+                            .is_some_and(|v| sibyl_index::vector::is_zero_vector(&v)))
+            });
+            if zero {
+                return Err(crate::error::QueryError::Invalid(
+                    "Zero and near-zero vectors cannot be indexed or queried with cosine similarity"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the attached indexes in line with `schema`; new ones are built on a thread.
     pub fn sync(&self, node: &Weak<Node>, engine: &sibyl_storage::Engine, schema: &Schema) {
         let mut tables = self.tables.write();
@@ -155,45 +192,4 @@ impl Indexes {
         }
         tables.retain(|id, _| seen.contains(id));
     }
-}
-
-/// Rejects what a vector index cannot hold, as Cassandra does at write time: an all-zero
-/// vector in a column indexed with cosine similarity.
-pub fn check_indexable(
-    table: &Table,
-    m: &sibyl_storage::Mutation,
-) -> Result<(), crate::error::QueryError> {
-    if table.indexes.is_empty() {
-        return Ok(());
-    }
-    for spec in table.indexes.iter().filter_map(|d| spec_of(table, d)) {
-        if !spec
-            .graph
-            .is_some_and(|g| g.similarity == Similarity::Cosine)
-        {
-            continue;
-        }
-        for row in &m.rows {
-            for c in &row.columns {
-                let sibyl_storage::ColumnData::Simple { column, cell } = c else {
-                    continue;
-                };
-                if *column != spec.column {
-                    continue;
-                }
-                let zero = cell
-                    .value
-                    .as_deref()
-                    .and_then(sibyl_index::vector::decode_f32s)
-                    .is_some_and(|v| sibyl_index::vector::is_zero_vector(&v));
-                if zero {
-                    return Err(crate::error::QueryError::Invalid(
-                        "Zero and near-zero vectors cannot be indexed or queried with cosine similarity"
-                            .into(),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }

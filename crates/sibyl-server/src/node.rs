@@ -217,6 +217,14 @@ impl Node {
         Ok(node)
     }
 
+    /// This node's own data as statements read it.
+    pub fn local_data(&self) -> crate::data::LocalData<'_> {
+        crate::data::LocalData {
+            engine: &self.engine,
+            indexes: &self.indexes,
+        }
+    }
+
     /// Attaches, detaches and builds indexes to match the current schema.
     pub fn sync_indexes(&self) {
         if let Some(me) = self.self_ref.get() {

@@ -63,6 +63,61 @@ fn from_bound(lo: Option<i64>) -> Bound<PartitionKey> {
     }
 }
 
+/// The range (start, end] as pieces (lo, hi] that do not wrap around the ring; `lo` None
+/// means from the ring's first token.
+fn pieces(start: i64, end: i64) -> Vec<(Option<i64>, i64)> {
+    if start < end {
+        vec![(Some(start), end)]
+    } else if start == i64::MAX {
+        vec![(None, end)]
+    } else {
+        vec![(Some(start), i64::MAX), (None, end)]
+    }
+}
+
+/// The live partitions of (lo, hi] on one node: this one (None) or a peer.
+async fn views_of(
+    node: &Arc<Node>,
+    at: Option<SocketAddr>,
+    table: TableId,
+    lo: Option<i64>,
+    hi: i64,
+    now_secs: i64,
+) -> Result<Vec<PartitionView>, String> {
+    match at {
+        None => {
+            let mut v = vec![];
+            scan_local(node, table, lo, hi, now_secs, |p| v.push(p))?;
+            Ok(v)
+        }
+        Some(a) => remote_views(node, a, table, from_bound(lo), hi, now_secs).await,
+    }
+}
+
+/// Writes `m` on one node: this one (None) or a peer.
+async fn send(
+    node: &Arc<Node>,
+    at: Option<SocketAddr>,
+    m: &sibyl_storage::Mutation,
+) -> Result<(), String> {
+    match at {
+        None => node.engine.apply(m).map_err(|e| e.to_string()),
+        Some(a) => {
+            let c = node.cluster.get().ok_or("no cluster")?;
+            c.messaging
+                .request(
+                    a,
+                    VERB_MUTATION,
+                    messaging::encode(m),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("streaming to {a} failed: {e}"))
+        }
+    }
+}
+
 /// Pages through the live partitions of (lo, hi] on this node.
 fn scan_local(
     node: &Node,
@@ -181,15 +236,7 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
     let local = c.local_id;
     for table in schema.tables().filter(|t| t.keyspace == keyspace) {
         for (start, end) in ring.ranges_for(&rep, local) {
-            let pieces: Vec<(Option<i64>, i64)> = if start < end {
-                vec![(Some(start), end)]
-            } else {
-                vec![(Some(start), i64::MAX), (None, end)]
-            };
-            for (lo, hi) in pieces {
-                if lo == Some(i64::MAX) {
-                    continue;
-                }
+            for (lo, hi) in pieces(start, end) {
                 stats.ranges += 1;
                 let replicas = ring.replicas(&rep, hi);
                 let mut addrs: Vec<(Uuid, Option<SocketAddr>)> = vec![];
@@ -255,17 +302,7 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
                 let mut by_key: BTreeMap<PartitionKey, Vec<(usize, PartitionView)>> =
                     BTreeMap::new();
                 for (ri, (_, addr)) in addrs.iter().enumerate() {
-                    let views = match addr {
-                        None => {
-                            let mut v = vec![];
-                            scan_local(node, table.id, lo, hi, now_secs, |p| v.push(p))?;
-                            v
-                        }
-                        Some(a) => {
-                            remote_views(node, *a, table.id, from_bound(lo), hi, now_secs).await?
-                        }
-                    };
-                    for v in views {
+                    for v in views_of(node, *addr, table.id, lo, hi, now_secs).await? {
                         if bad.contains(&leaf_of(lo, hi, v.key.token)) {
                             by_key.entry(v.key.clone()).or_default().push((ri, v));
                         }
@@ -279,20 +316,7 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
                                 continue;
                             }
                             let m = crate::coordinator::view_to_mutation(table.id, v.clone());
-                            match addr {
-                                None => node.engine.apply(&m).map_err(|e| e.to_string())?,
-                                Some(a) => {
-                                    c.messaging
-                                        .request(
-                                            *a,
-                                            VERB_MUTATION,
-                                            messaging::encode(&m),
-                                            Duration::from_secs(30),
-                                        )
-                                        .await
-                                        .map_err(|e| format!("streaming to {a} failed: {e}"))?;
-                                }
-                            }
+                            send(node, *addr, &m).await?;
                             stats.partitions_sent += 1;
                         }
                     }
@@ -303,14 +327,23 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
     Ok(stats)
 }
 
-/// Sends this node's data of every range it replicates to the nodes that take the range over
-/// once it leaves `full` (live data, as repair streams it).
-async fn stream_away(
+/// Streams the data of every range `leaving` replicates in `full` to the nodes that become its
+/// replicas in `without` (live data, as repair streams it). The source of a range is this node
+/// when it is the one leaving, otherwise a surviving live replica.
+async fn hand_over(
     node: &Arc<Node>,
     full: &sibyl_cluster::ring::TokenRing,
-    without_me: &sibyl_cluster::ring::TokenRing,
+    without: &sibyl_cluster::ring::TokenRing,
+    leaving: Uuid,
 ) -> Result<usize, String> {
     let c = node.cluster.get().cloned().ok_or("no cluster")?;
+    let at = |ring: &sibyl_cluster::ring::TokenRing, id: Uuid| -> Option<Option<SocketAddr>> {
+        if id == c.local_id {
+            return Some(None);
+        }
+        ring.node(id)
+            .map(|n| Some(SocketAddr::new(n.addr, c.storage_port)))
+    };
     let schema = node.schema();
     let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
     let mut sent = 0;
@@ -319,39 +352,37 @@ async fn stream_away(
             continue;
         }
         let rep = node.replication_of(&table.keyspace);
-        for (start, end) in full.ranges_for(&rep, c.local_id) {
+        for (start, end) in full.ranges_for(&rep, leaving) {
             let old = full.replicas(&rep, end);
-            let targets: Vec<SocketAddr> = without_me
+            let targets: Vec<Option<SocketAddr>> = without
                 .replicas(&rep, end)
                 .into_iter()
                 .filter(|id| !old.contains(id))
-                .filter_map(|id| {
-                    without_me
-                        .node(id)
-                        .map(|n| SocketAddr::new(n.addr, c.storage_port))
-                })
+                .filter_map(|id| at(without, id))
                 .collect();
             if targets.is_empty() {
                 continue;
             }
-            let pieces: Vec<(Option<i64>, i64)> = if start < end {
-                vec![(Some(start), end)]
+            let source = if leaving == c.local_id {
+                Some(c.local_id)
             } else {
-                vec![(Some(start), i64::MAX), (None, end)]
+                old.iter()
+                    .copied()
+                    .find(|id| *id != leaving && (*id == c.local_id || c.membership.is_alive(*id)))
             };
-            for (lo, hi) in pieces {
-                if lo == Some(i64::MAX) {
-                    continue;
-                }
-                let mut views = vec![];
-                scan_local(node, table.id, lo, hi, now_secs, |v| views.push(v))?;
-                for v in views {
-                    let m = messaging::encode(&crate::coordinator::view_to_mutation(table.id, v));
+            let Some(source) = source.and_then(|id| at(full, id)) else {
+                tracing::warn!(
+                    start,
+                    end,
+                    "no live replica left for a range being handed over"
+                );
+                continue;
+            };
+            for (lo, hi) in pieces(start, end) {
+                for v in views_of(node, source, table.id, lo, hi, now_secs).await? {
+                    let m = crate::coordinator::view_to_mutation(table.id, v);
                     for t in &targets {
-                        c.messaging
-                            .request(*t, VERB_MUTATION, m.clone(), Duration::from_secs(30))
-                            .await
-                            .map_err(|e| format!("streaming to {t} failed: {e}"))?;
+                        send(node, *t, &m).await?;
                         sent += 1;
                     }
                 }
@@ -391,11 +422,11 @@ pub async fn decommission(node: &Arc<Node>) -> Result<String, String> {
         }
     }
     let started = std::time::Instant::now();
-    let first = stream_away(node, &full, &without_me).await?;
+    let first = hand_over(node, &full, &without_me, c.local_id).await?;
     c.membership
         .update_local(&|s| s.status = NodeStatus::Leaving);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let second = stream_away(node, &full, &without_me).await?;
+    let second = hand_over(node, &full, &without_me, c.local_id).await?;
     c.membership.update_local(&|s| s.status = NodeStatus::Left);
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(format!(
@@ -430,80 +461,8 @@ pub async fn removenode(node: &Arc<Node>, host: Uuid) -> Result<String, String> 
     let full = c.ring.read().clone();
     let mut without = (*full).clone();
     without.remove_node(host);
-    let schema = node.schema();
-    let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
     let started = std::time::Instant::now();
-    let mut sent = 0;
-    for table in schema.tables() {
-        if crate::ddl::is_system_keyspace(&table.keyspace) {
-            continue;
-        }
-        let rep = node.replication_of(&table.keyspace);
-        for (start, end) in full.ranges_for(&rep, host) {
-            let old = full.replicas(&rep, end);
-            let targets: Vec<Uuid> = without
-                .replicas(&rep, end)
-                .into_iter()
-                .filter(|id| !old.contains(id))
-                .collect();
-            if targets.is_empty() {
-                continue;
-            }
-            let Some(source) = old
-                .iter()
-                .copied()
-                .find(|id| *id != host && (*id == c.local_id || c.membership.is_alive(*id)))
-            else {
-                tracing::warn!(
-                    start,
-                    end,
-                    "no live replica left for a range of the removed node"
-                );
-                continue;
-            };
-            let pieces: Vec<(Option<i64>, i64)> = if start < end {
-                vec![(Some(start), end)]
-            } else {
-                vec![(Some(start), i64::MAX), (None, end)]
-            };
-            for (lo, hi) in pieces {
-                if lo == Some(i64::MAX) {
-                    continue;
-                }
-                let views = if source == c.local_id {
-                    let mut v = vec![];
-                    scan_local(node, table.id, lo, hi, now_secs, |p| v.push(p))?;
-                    v
-                } else {
-                    let addr = full
-                        .node(source)
-                        .map(|n| SocketAddr::new(n.addr, c.storage_port))
-                        .ok_or("replica without an address")?;
-                    remote_views(node, addr, table.id, from_bound(lo), hi, now_secs).await?
-                };
-                for v in views {
-                    let m = crate::coordinator::view_to_mutation(table.id, v);
-                    for t in &targets {
-                        if *t == c.local_id {
-                            node.engine.apply(&m).map_err(|e| e.to_string())?;
-                        } else if let Some(n) = without.node(*t) {
-                            let addr = SocketAddr::new(n.addr, c.storage_port);
-                            c.messaging
-                                .request(
-                                    addr,
-                                    VERB_MUTATION,
-                                    messaging::encode(&m),
-                                    Duration::from_secs(30),
-                                )
-                                .await
-                                .map_err(|e| format!("streaming to {addr} failed: {e}"))?;
-                        }
-                        sent += 1;
-                    }
-                }
-            }
-        }
-    }
+    let sent = hand_over(node, &full, &without, host).await?;
     c.membership.update_local(&|s| {
         if !s.removed.contains(&host) {
             s.removed.push(host);

@@ -401,18 +401,7 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     }
     let full_pk = pk_values.iter().all(|v| v.is_some()) && !pk_restricted_other;
     let partitions = if full_pk && token.is_none() {
-        let mut keys: Vec<Vec<Bytes>> = vec![vec![]];
-        for vals in pk_values.iter().flatten() {
-            let mut next = vec![];
-            for k in &keys {
-                for v in vals {
-                    let mut k2 = k.clone();
-                    k2.push(v.clone());
-                    next.push(k2);
-                }
-            }
-            keys = next;
-        }
+        let mut keys = expand_keys(&pk_values);
         if npk == 1 {
             let ty = &table.columns[0].ty;
             keys.sort_by(|a, b| Value::compare(ty, &a[0], &b[0]));
@@ -783,6 +772,53 @@ pub fn partition_key_of(parts: &[Bytes]) -> PartitionKey {
     }
 }
 
+/// Every combination of the EQ/IN values of the partition key components, in order.
+fn expand_keys(pk_values: &[Option<Vec<Bytes>>]) -> Vec<Vec<Bytes>> {
+    let mut keys: Vec<Vec<Bytes>> = vec![vec![]];
+    for vals in pk_values.iter().flatten() {
+        let mut next = Vec::with_capacity(keys.len() * vals.len());
+        for k in &keys {
+            for v in vals {
+                let mut k2 = k.clone();
+                k2.push(v.clone());
+                next.push(k2);
+            }
+        }
+        keys = next;
+    }
+    keys
+}
+
+/// Index candidates (sorted) grouped by partition.
+fn by_partition(rows: &[sibyl_index::RowKey]) -> impl Iterator<Item = &[sibyl_index::RowKey]> {
+    rows.chunk_by(|a, b| a.partition == b.partition)
+}
+
+/// A candidate without a clustering (static row, or no clustering columns) stands for the
+/// whole partition.
+fn whole_partition<'a>(
+    table: &Table,
+    mut group: impl Iterator<Item = &'a sibyl_index::RowKey>,
+) -> bool {
+    table.clustering_count == 0 || group.any(|r| r.clustering.is_empty())
+}
+
+/// A slice reading exactly these rows of one partition.
+fn rows_slice<'a>(rows: impl Iterator<Item = &'a sibyl_index::RowKey>) -> Slice {
+    Slice {
+        ranges: rows
+            .map(|r| {
+                (
+                    Bound::Included(r.clustering.clone()),
+                    Bound::Included(r.clustering.clone()),
+                )
+            })
+            .collect(),
+        reversed: false,
+        limit: None,
+    }
+}
+
 /// Runs a SELECT and builds the ROWS result.
 pub fn execute(
     table: &Table,
@@ -1065,15 +1101,8 @@ pub fn execute(
         let mut candidates = rc.data.index_rows(table.id, name, lookup)?;
         candidates.retain(|r| in_range(r.partition.token));
         let resume_at = state.take();
-        let mut i = 0;
-        while i < candidates.len() {
-            let key = candidates[i].partition.clone();
-            let mut j = i;
-            while j < candidates.len() && candidates[j].partition == key {
-                j += 1;
-            }
-            let group = &candidates[i..j];
-            i = j;
+        for group in by_partition(&candidates) {
+            let key = group[0].partition.clone();
             let mut resume: Option<Vec<u8>> = None;
             if let Some(s) = &resume_at {
                 let last = PartitionKey {
@@ -1087,33 +1116,19 @@ pub fn execute(
                     resume = s.clustering.clone();
                 }
             }
-            let whole =
-                table.clustering_count == 0 || group.iter().any(|r| r.clustering.is_empty());
-            let slice = if whole {
+            let slice = if whole_partition(table, group.iter()) {
                 slice_for(resume.as_ref(), None)
             } else {
-                let ranges = group
-                    .iter()
-                    .filter(|r| {
-                        resume
-                            .as_ref()
-                            .is_none_or(|c| r.clustering.as_ref() > c.as_slice())
-                    })
-                    .map(|r| {
-                        (
-                            Bound::Included(r.clustering.clone()),
-                            Bound::Included(r.clustering.clone()),
-                        )
-                    })
-                    .collect::<Vec<_>>();
-                if ranges.is_empty() {
+                let after_resume = group.iter().filter(|r| {
+                    resume
+                        .as_ref()
+                        .is_none_or(|c| r.clustering.as_ref() > c.as_slice())
+                });
+                let slice = rows_slice(after_resume);
+                if slice.ranges.is_empty() {
                     continue;
                 }
-                Slice {
-                    ranges,
-                    reversed: false,
-                    limit: None,
-                }
+                slice
             };
             let Some(view) = rc.data.read(table.id, &key, &slice, rc.now_secs)? else {
                 continue;

@@ -14,8 +14,9 @@ use sibyl_storage::model::{PartitionKey, Slice};
 use sibyl_types::CqlType;
 
 use super::{
-    compile_relation, finish, index_lookup, index_specs, limit_value, partition_key_of,
-    partition_key_parts, row_matches, ReadContext, Restriction,
+    by_partition, compile_relation, expand_keys, finish, index_lookup, index_specs, limit_value,
+    partition_key_of, partition_key_parts, row_matches, rows_slice, whole_partition, ReadContext,
+    Restriction,
 };
 use crate::data::IndexLookup;
 use crate::error::{invalid, QueryResult};
@@ -84,41 +85,17 @@ impl Ranker<'_> {
 
     /// Considers candidate rows, one read per partition.
     fn consider_rows(&mut self, rc: &ReadContext, rows: &[RowKey]) -> QueryResult<()> {
-        let mut i = 0;
-        while i < rows.len() {
-            let key = rows[i].partition.clone();
-            let mut j = i;
-            while j < rows.len() && rows[j].partition == key {
-                j += 1;
-            }
-            let group: Vec<&RowKey> = rows[i..j]
-                .iter()
-                .filter(|r| !self.seen.contains(*r))
-                .collect();
-            i = j;
-            if group.is_empty() {
+        for group in by_partition(rows) {
+            let unseen: Vec<&RowKey> = group.iter().filter(|r| !self.seen.contains(*r)).collect();
+            let Some(first) = unseen.first() else {
                 continue;
-            }
-            let slice = if self.table.clustering_count == 0
-                || group.iter().any(|r| r.clustering.is_empty())
-            {
+            };
+            let slice = if whole_partition(self.table, unseen.iter().copied()) {
                 Slice::all()
             } else {
-                Slice {
-                    ranges: group
-                        .iter()
-                        .map(|r| {
-                            (
-                                Bound::Included(r.clustering.clone()),
-                                Bound::Included(r.clustering.clone()),
-                            )
-                        })
-                        .collect(),
-                    reversed: false,
-                    limit: None,
-                }
+                rows_slice(unseen.iter().copied())
             };
-            self.consider(rc, &key, &slice)?;
+            self.consider(rc, &first.partition, &slice)?;
         }
         Ok(())
     }
@@ -278,20 +255,7 @@ pub fn execute(
         found: vec![],
     };
     if full_pk {
-        let mut keys: Vec<Vec<Bytes>> = vec![vec![]];
-        for vals in pk_values.iter().flatten() {
-            keys = keys
-                .iter()
-                .flat_map(|k| {
-                    vals.iter().map(move |v| {
-                        let mut k2 = k.clone();
-                        k2.push(v.clone());
-                        k2
-                    })
-                })
-                .collect();
-        }
-        for k in keys {
+        for k in expand_keys(&pk_values) {
             ranker.consider(&rc, &partition_key_of(&k), &Slice::all())?;
         }
     } else {
