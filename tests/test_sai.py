@@ -3,6 +3,7 @@
 ANN OF with LIMIT, similarity functions, and the index following every write path."""
 import math
 import random
+import re
 import time
 
 import pytest
@@ -62,6 +63,15 @@ def test_indexes_are_in_schema_tables_and_metadata(session, cluster, people):
     table = cluster.metadata.keyspaces[people].tables["people"]
     assert "people_age" in table.indexes
     assert "USING 'org.apache.cassandra.index.sai.StorageAttachedIndex'" in table.export_as_string()
+
+
+def test_build_over_existing_data_is_logged(node, people):
+    """The fixture created its indexes after writing 40 rows: each build logs its start and its
+    end with the rows it indexed from the SSTable of those rows."""
+    log = node.log_text()
+    for name in ["people_age", "people_name", "people_tags_idx", "people_attrs_idx"]:
+        assert re.search(rf"index build started index={name}\b", log), name
+        assert re.search(rf"index build finished index={name} rows=40 ", log), name
 
 
 def test_equality_and_range_without_allow_filtering(session, people):
