@@ -98,14 +98,8 @@ mod tests {
     fn promises_only_rising_ballots() {
         let mut s = AcceptorState::<u8>::default();
         assert!(matches!(s.prepare(b(2)).0, PrepareReply::Promised { .. }));
-        assert_eq!(
-            s.prepare(b(2)).0,
-            PrepareReply::Refused { promised: b(2) }
-        );
-        assert_eq!(
-            s.prepare(b(1)).0,
-            PrepareReply::Refused { promised: b(2) }
-        );
+        assert_eq!(s.prepare(b(2)).0, PrepareReply::Refused { promised: b(2) });
+        assert_eq!(s.prepare(b(1)).0, PrepareReply::Refused { promised: b(2) });
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub fn read_promises<V: Clone>(replies: &[PrepareReply<V>]) -> Promises<V> {
             } => {
                 out.promised += 1;
                 if let Some(c) = committed {
-                    if out.latest_commit.as_ref().is_none_or(|l| c.ballot > l.ballot) {
+                    if out
+                        .latest_commit
+                        .as_ref()
+                        .is_none_or(|l| c.ballot > l.ballot)
+                    {
                         out.latest_commit = Some(c.clone());
                     }
                 }
@@ -58,7 +62,10 @@ pub fn read_promises<V: Clone>(replies: &[PrepareReply<V>]) -> Promises<V> {
             }
         }
     }
-    let committed_ballot = out.latest_commit.as_ref().map_or(Ballot::ZERO, |c| c.ballot);
+    let committed_ballot = out
+        .latest_commit
+        .as_ref()
+        .map_or(Ballot::ZERO, |c| c.ballot);
     // Only a value newer than the latest commit can still be unfinished; an empty proposal
     // needs no finishing, it only retires what is older than itself.
     if out

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -144,6 +145,16 @@ pub struct YamlConfig {
     pub compaction_throughput: Option<String>,
     pub auto_snapshot: Option<bool>,
     pub partitioner: Option<String>,
+    pub read_request_timeout: Option<String>,
+    pub read_request_timeout_in_ms: Option<u64>,
+    pub range_request_timeout: Option<String>,
+    pub range_request_timeout_in_ms: Option<u64>,
+    pub write_request_timeout: Option<String>,
+    pub write_request_timeout_in_ms: Option<u64>,
+    pub cas_contention_timeout: Option<String>,
+    pub cas_contention_timeout_in_ms: Option<u64>,
+    pub truncate_request_timeout: Option<String>,
+    pub truncate_request_timeout_in_ms: Option<u64>,
 }
 
 #[allow(dead_code)]
@@ -185,6 +196,12 @@ pub struct Config {
     pub memtable_space: Option<u64>,
     pub compaction_throughput_mb: Option<u64>,
     pub auto_snapshot: bool,
+    /// Coordinator timeouts, named as in cassandra.yaml.
+    pub read_request_timeout: Duration,
+    pub range_request_timeout: Duration,
+    pub write_request_timeout: Duration,
+    pub cas_contention_timeout: Duration,
+    pub truncate_request_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +275,54 @@ impl Config {
             .or(yaml.listen_address)
             .or(yaml.rpc_address)
             .unwrap_or_else(|| "127.0.0.1".parse().unwrap());
+        // Cassandra 4+ writes `name: 5000ms`; older files `name_in_ms: 5000`.
+        let timeout = |key: &'static str,
+                       text: &Option<String>,
+                       ms: Option<u64>,
+                       default_ms: u64|
+         -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(match (text, ms) {
+                (Some(t), _) => parse_duration_ms(key, t)?,
+                (None, Some(ms)) => ms,
+                (None, None) => default_ms,
+            }))
+        };
+        let read_request_timeout = timeout(
+            "read_request_timeout",
+            &yaml.read_request_timeout,
+            yaml.read_request_timeout_in_ms,
+            5000,
+        )?;
+        let range_request_timeout = timeout(
+            "range_request_timeout",
+            &yaml.range_request_timeout,
+            yaml.range_request_timeout_in_ms,
+            10_000,
+        )?;
+        let write_request_timeout = timeout(
+            "write_request_timeout",
+            &yaml.write_request_timeout,
+            yaml.write_request_timeout_in_ms,
+            2000,
+        )?;
+        let cas_contention_timeout = timeout(
+            "cas_contention_timeout",
+            &yaml.cas_contention_timeout,
+            yaml.cas_contention_timeout_in_ms,
+            1000,
+        )?;
+        let truncate_request_timeout = timeout(
+            "truncate_request_timeout",
+            &yaml.truncate_request_timeout,
+            yaml.truncate_request_timeout_in_ms,
+            60_000,
+        )?;
         Ok(Config {
+            read_request_timeout,
+            range_request_timeout,
+            write_request_timeout,
+            cas_contention_timeout,
+            truncate_request_timeout,
             data_dir,
             listen_address,
             native_port: flags
@@ -367,6 +431,19 @@ mod tests {
         let c = Config::load(flags).unwrap();
         assert_eq!(c.cluster_name, "Foo");
         assert_eq!(c.native_port, 1234);
+        assert_eq!(c.cas_contention_timeout, Duration::from_millis(1000));
+        std::fs::write(
+            &file,
+            "write_request_timeout: 3s\nread_request_timeout_in_ms: 700\n",
+        )
+        .unwrap();
+        let c = Config::load(Flags {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.write_request_timeout, Duration::from_secs(3));
+        assert_eq!(c.read_request_timeout, Duration::from_millis(700));
         std::fs::write(&file, "no_such_key: 1\n").unwrap();
         let flags = Flags {
             config: Some(file),

@@ -29,6 +29,10 @@ pub const VERB_SCAN: u16 = 3;
 pub const VERB_SCHEMA_PUSH: u16 = 4;
 pub const VERB_SCHEMA_PULL: u16 = 5;
 pub const VERB_INDEX_SEARCH: u16 = 6;
+pub const VERB_TRUNCATE: u16 = 11;
+
+/// How long a read waits for a replica before asking one more.
+const SPECULATIVE_RETRY: Duration = Duration::from_millis(100);
 
 /// An index lookup on a replica's own data.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -65,6 +69,7 @@ pub struct Cluster {
     pub ring: RwLock<Arc<TokenRing>>,
     pub storage_port: u16,
     pub read_timeout: Duration,
+    pub range_timeout: Duration,
     pub write_timeout: Duration,
     pub runtime: tokio::runtime::Handle,
 }
@@ -104,17 +109,17 @@ impl Cluster {
         self.ring.read().nodes().len()
     }
 
-    fn addr_of(&self, ring: &TokenRing, id: Uuid) -> Option<SocketAddr> {
+    pub(crate) fn addr_of(&self, ring: &TokenRing, id: Uuid) -> Option<SocketAddr> {
         ring.node(id)
             .map(|n| SocketAddr::new(n.addr, self.storage_port))
     }
 
-    fn dc_of(&self, ring: &TokenRing, id: Uuid) -> String {
+    pub(crate) fn dc_of(&self, ring: &TokenRing, id: Uuid) -> String {
         ring.node(id).map(|n| n.dc.clone()).unwrap_or_default()
     }
 
     /// Replicas of a token, the local node first, then the local DC.
-    fn replicas(&self, ring: &TokenRing, rep: &Replication, token: i64) -> Vec<Uuid> {
+    pub(crate) fn replicas(&self, ring: &TokenRing, rep: &Replication, token: i64) -> Vec<Uuid> {
         let mut r = ring.replicas(rep, token);
         if r.is_empty() {
             r.push(self.local_id);
@@ -125,7 +130,7 @@ impl Cluster {
 }
 
 /// How many replica answers a consistency level needs.
-fn block_for(
+pub(crate) fn block_for(
     consistency: u16,
     rep: &Replication,
     replicas: &[(Uuid, String)],
@@ -154,7 +159,7 @@ fn block_for(
     }
 }
 
-fn unavailable(consistency: u16, required: usize, alive: usize) -> QueryError {
+pub(crate) fn unavailable(consistency: u16, required: usize, alive: usize) -> QueryError {
     QueryError::Unavailable {
         consistency,
         required: required as i32,
@@ -414,6 +419,41 @@ impl DataSource for CoordinatedRead<'_> {
         now_secs: i64,
     ) -> QueryResult<Option<PartitionView>> {
         let c = self.cluster;
+        if self.consistency == cl::SERIAL || self.consistency == cl::LOCAL_SERIAL {
+            crate::paxos::serial_barrier(
+                self.node,
+                c,
+                self.replication.clone(),
+                table,
+                key,
+                self.consistency,
+            )?;
+            let quorum = CoordinatedRead {
+                consistency: if self.consistency == cl::SERIAL {
+                    cl::QUORUM
+                } else {
+                    cl::LOCAL_QUORUM
+                },
+                replication: self.replication.clone(),
+                ..*self
+            };
+            return quorum
+                .read(table, key, slice, now_secs)
+                .map_err(|e| match e {
+                    QueryError::ReadTimeout {
+                        received,
+                        block_for,
+                        data_present,
+                        ..
+                    } => QueryError::ReadTimeout {
+                        consistency: self.consistency,
+                        received,
+                        block_for,
+                        data_present,
+                    },
+                    other => other,
+                });
+        }
         let ring = c.ring.read().clone();
         let replicas = c.replicas(&ring, &self.replication, key.token);
         let with_dc: Vec<(Uuid, String)> = replicas
@@ -432,7 +472,6 @@ impl DataSource for CoordinatedRead<'_> {
         if need == 1 && alive[0] == c.local_id {
             return Ok(self.node.engine.read(table, key, slice, now_secs)?);
         }
-        let targets: Vec<Uuid> = alive.into_iter().take(need).collect();
         let req = ReadRawRequest {
             table,
             key: key.clone(),
@@ -443,20 +482,19 @@ impl DataSource for CoordinatedRead<'_> {
         let timeout = c.read_timeout;
         let consistency = self.consistency;
         let raws: Vec<(Uuid, Option<Mutation>)> = c.runtime.block_on(async {
-            let mut handles = vec![];
-            for id in &targets {
-                let id = *id;
+            let mut set = tokio::task::JoinSet::new();
+            let ask = |set: &mut tokio::task::JoinSet<_>, id: Uuid| {
                 if id == c.local_id {
                     let r = self
                         .node
                         .engine
                         .read_raw(table, key, slice, now_secs)
                         .map_err(|e| e.to_string());
-                    handles.push(tokio::spawn(async move { (id, r) }));
+                    set.spawn(async move { (id, r) });
                 } else if let Some(addr) = c.addr_of(&ring, id) {
                     let msg = c.messaging.clone();
                     let payload = payload.clone();
-                    handles.push(tokio::spawn(async move {
+                    set.spawn(async move {
                         let r = match msg.request(addr, VERB_READ_RAW, payload, timeout).await {
                             Ok(b) => {
                                 messaging::decode::<Option<Mutation>>(&b).map_err(|e| e.to_string())
@@ -464,15 +502,39 @@ impl DataSource for CoordinatedRead<'_> {
                             Err(e) => Err(e.to_string()),
                         };
                         (id, r)
-                    }));
+                    });
                 }
+            };
+            let (first, spare) = alive.split_at(need.min(alive.len()));
+            for id in first {
+                ask(&mut set, *id);
             }
+            let mut spare = spare.iter();
+            let deadline = tokio::time::Instant::now() + timeout;
+            // Speculative retry: a replica slower than this (or dead but not yet convicted by
+            // the failure detector) is backed up by one more replica.
+            let mut speculate_at = tokio::time::Instant::now() + SPECULATIVE_RETRY;
             let mut out = vec![];
-            for h in handles {
-                if let Ok(Ok((id, Ok(m)))) = tokio::time::timeout(timeout, h).await {
-                    out.push((id, m));
+            while out.len() < need {
+                let until = speculate_at.min(deadline);
+                match tokio::time::timeout_at(until, set.join_next()).await {
+                    Ok(Some(Ok((id, Ok(m))))) => out.push((id, m)),
+                    Ok(Some(_)) => match spare.next() {
+                        Some(id) => ask(&mut set, *id),
+                        None if set.is_empty() => break,
+                        None => {}
+                    },
+                    Ok(None) => break,
+                    Err(_) if until == deadline => break,
+                    Err(_) => {
+                        if let Some(id) = spare.next() {
+                            ask(&mut set, *id);
+                        }
+                        speculate_at = deadline;
+                    }
                 }
             }
+            set.detach_all();
             out
         });
         if raws.len() < need {
@@ -523,6 +585,12 @@ impl DataSource for CoordinatedRead<'_> {
         now_secs: i64,
     ) -> QueryResult<Vec<PartitionView>> {
         // Every live node scans its own data; a partition is taken from its first live replica.
+        if self.consistency == cl::SERIAL || self.consistency == cl::LOCAL_SERIAL {
+            return Err(QueryError::Invalid(
+                "SERIAL/LOCAL_SERIAL consistency may only be requested for one partition at a time"
+                    .into(),
+            ));
+        }
         let c = self.cluster;
         let ring = c.ring.read().clone();
         let nodes: Vec<Uuid> = ring
@@ -540,7 +608,7 @@ impl DataSource for CoordinatedRead<'_> {
             now_secs,
         };
         let payload = messaging::encode(&req);
-        let timeout = c.read_timeout;
+        let timeout = c.range_timeout;
         let results: Vec<(Uuid, Vec<PartitionView>)> = c.runtime.block_on(async {
             let mut handles = vec![];
             for id in nodes {
@@ -744,6 +812,20 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
             Ok(messaging::encode(&rows))
         }
         crate::admin::VERB_ADMIN => crate::admin::handle(node, payload).await,
+        crate::paxos::VERB_PAXOS_PREPARE
+        | crate::paxos::VERB_PAXOS_PROPOSE
+        | crate::paxos::VERB_PAXOS_COMMIT => {
+            tokio::task::spawn_blocking(move || crate::paxos::serve(&node, verb, &payload))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        VERB_TRUNCATE => {
+            let table: TableId = messaging::decode(&payload).map_err(err)?;
+            tokio::task::spawn_blocking(move || node.truncate_local(table))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(Bytes::new())
+        }
         crate::repair::VERB_REPAIR_TREE => {
             let r: crate::repair::TreeRequest = messaging::decode(&payload).map_err(err)?;
             let t = tokio::task::spawn_blocking(move || crate::repair::local_tree(&node, &r))
@@ -816,8 +898,9 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         messaging,
         ring: RwLock::new(Arc::new(TokenRing::new())),
         storage_port: cfg.storage_port,
-        read_timeout: Duration::from_millis(5000),
-        write_timeout: Duration::from_millis(2000),
+        read_timeout: node.config.read_request_timeout,
+        range_timeout: node.config.range_request_timeout,
+        write_timeout: node.config.write_request_timeout,
         runtime: tokio::runtime::Handle::current(),
     });
     cluster.rebuild_ring();
@@ -1163,4 +1246,57 @@ async fn stream_ranges(node: &Arc<Node>, cluster: &Arc<Cluster>) -> usize {
         }
     }
     count
+}
+
+impl Node {
+    /// Empties a table's data and Paxos state on this node.
+    pub fn truncate_local(&self, table: TableId) -> Result<(), String> {
+        self.engine.truncate(table).map_err(|e| e.to_string())?;
+        self.paxos.drop_table(table).map_err(|e| e.to_string())
+    }
+
+    /// TRUNCATE reaches every node of the ring, as in Cassandra: all must be up, and all must
+    /// answer within truncate_request_timeout.
+    pub fn truncate_everywhere(&self, table: TableId) -> QueryResult<()> {
+        let Some(cluster) = self.cluster() else {
+            return self.truncate_local(table).map_err(QueryError::Truncate);
+        };
+        let ring = cluster.ring.read().clone();
+        let nodes: Vec<Uuid> = ring.nodes().iter().map(|n| n.host_id).collect();
+        let alive: Vec<Uuid> = nodes
+            .iter()
+            .copied()
+            .filter(|id| *id == cluster.local_id || cluster.membership.is_alive(*id))
+            .collect();
+        if alive.len() < nodes.len() {
+            return Err(unavailable(cl::ALL, nodes.len(), alive.len()));
+        }
+        self.truncate_local(table).map_err(QueryError::Truncate)?;
+        let payload = messaging::encode(&table);
+        let timeout = self.config.truncate_request_timeout;
+        let futs: Vec<BoxFut> = alive
+            .iter()
+            .filter(|id| **id != cluster.local_id)
+            .filter_map(|id| cluster.addr_of(&ring, *id))
+            .map(|addr| {
+                let msg = cluster.messaging.clone();
+                let payload = payload.clone();
+                Box::pin(async move {
+                    msg.request(addr, VERB_TRUNCATE, payload, timeout)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }) as BoxFut
+            })
+            .collect();
+        let need = futs.len();
+        let got = cluster.runtime.block_on(wait_for(futs, need, timeout));
+        if got < need {
+            return Err(QueryError::Truncate(format!(
+                "Truncate timed out - received only {} responses",
+                got + 1
+            )));
+        }
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ use sibyl_cql::ast::{
     Assignment, BatchChild, BatchKind, BindMarker, ColumnTarget, Conditions, InsertValues,
     Operator, Relation, RelationLhs, Selector, Statement, Term, UsingClause,
 };
+use sibyl_protocol::consistency as cl;
 use sibyl_protocol::messages::{
     BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows,
     RowsMetadata, SchemaChange, Values,
@@ -781,7 +782,7 @@ impl Node {
                     None,
                     timestamp,
                     now_secs,
-                    params.consistency,
+                    (params.consistency, params.serial_consistency),
                 )
             }
             Statement::Batch(b) => {
@@ -824,7 +825,7 @@ impl Node {
                     Some((b.kind, batch_ts.is_some())),
                     batch_ts.unwrap_or(timestamp),
                     now_secs,
-                    params.consistency,
+                    (params.consistency, params.serial_consistency),
                 )
             }
             Statement::Use(ks) => {
@@ -937,7 +938,7 @@ impl Node {
             Some((kind, false)),
             timestamp,
             now_secs,
-            req.consistency,
+            (req.consistency, req.serial_consistency),
         )
     }
 
@@ -949,7 +950,7 @@ impl Node {
         batch: Option<(BatchKind, bool)>,
         timestamp: i64,
         now_secs: i64,
-        consistency: u16,
+        (consistency, serial): (u16, Option<u16>),
     ) -> QueryResult<Outcome> {
         let counters = items.iter().filter(|i| i.table.is_counter_table()).count();
         if let Some((kind, custom_ts)) = batch {
@@ -978,6 +979,22 @@ impl Node {
         };
         if conditional && counters > 0 {
             return invalid("Conditional updates are not supported on counter tables");
+        }
+        let serial = serial.unwrap_or(cl::SERIAL);
+        if conditional {
+            if serial != cl::SERIAL && serial != cl::LOCAL_SERIAL {
+                return invalid(
+                    "Invalid consistency for conditional update. Must be one of SERIAL or LOCAL_SERIAL",
+                );
+            }
+            if consistency == cl::SERIAL || consistency == cl::LOCAL_SERIAL {
+                return invalid(format!(
+                    "{} is not supported as conditional update commit consistency. Use ANY if you mean \"make sure it is accepted but I don't care how many replicas commit it for non-SERIAL reads\"",
+                    cl::name(consistency)
+                ));
+            }
+        } else if consistency == cl::SERIAL || consistency == cl::LOCAL_SERIAL {
+            return invalid("You must use conditional updates for serializable writes");
         }
         for item in items {
             if item.table.is_virtual || ddl::is_system_keyspace(&item.table.keyspace) {
@@ -1062,6 +1079,23 @@ impl Node {
                 });
             }
         }
+        if conditional {
+            if let Some(cluster) = self.cluster() {
+                let rep = self.replication_of(&items[0].table.keyspace);
+                if rep != sibyl_cluster::ring::Replication::Local {
+                    return self.run_paxos(
+                        cluster,
+                        rep,
+                        items,
+                        &conditions,
+                        batch.is_some(),
+                        &keys[0].1,
+                        now_secs,
+                        (consistency, serial),
+                    );
+                }
+            }
+        }
         let _guards = self.lock_partitions(&keys);
         // Under the lock, writes take a fresh server timestamp (as Cassandra's counters and
         // Paxos do), so a later read-modify-write always supersedes an earlier one.
@@ -1097,6 +1131,73 @@ impl Node {
             self.apply(&all, consistency, write_type)?;
         }
         Ok(Outcome::body(ResultBody::Rows(rows)))
+    }
+
+    /// A conditional statement or batch across replicas: Paxos rounds until its proposal (the
+    /// writes, or nothing when the conditions fail) is accepted, then the commit.
+    #[allow(clippy::too_many_arguments)]
+    fn run_paxos(
+        &self,
+        cluster: &Arc<crate::coordinator::Cluster>,
+        rep: sibyl_cluster::ring::Replication,
+        items: &[WriteItem],
+        conditions: &[Conditions],
+        is_batch: bool,
+        key: &sibyl_storage::model::PartitionKey,
+        now_secs: i64,
+        (consistency, serial): (u16, u16),
+    ) -> QueryResult<Outcome> {
+        let table_id = items[0].table.id;
+        let mut round = self.paxos_round(cluster, rep, table_id, key, serial)?;
+        let read_cl = if serial == cl::LOCAL_SERIAL {
+            cl::LOCAL_QUORUM
+        } else {
+            cl::QUORUM
+        };
+        loop {
+            let ballot = round.begin()?;
+            let reader = crate::coordinator::CoordinatedRead::new(
+                self,
+                cluster,
+                &items[0].table.keyspace,
+                read_cl,
+            );
+            // The ballot's time is the writes' timestamp: later ballots always win.
+            let mut all = vec![];
+            let mut cas_items = vec![];
+            for (i, item) in items.iter().enumerate() {
+                let ctx = WriteCtx {
+                    eval: item.ctx,
+                    timestamp: ballot.micros,
+                    now_secs,
+                    data: &reader,
+                };
+                let ms = self.modification(&item.table, item.statement, &ctx)?;
+                let (k, clustering) = crate::cas::target_of(&item.table, &ms)?;
+                cas_items.push(crate::cas::CasItem {
+                    table: &item.table,
+                    conditions: &conditions[i],
+                    ctx: item.ctx,
+                    key: k,
+                    clustering,
+                });
+                all.extend(ms);
+            }
+            let (applied, rows) = crate::cas::check(&reader, &cas_items, is_batch, now_secs)?;
+            let proposal = sibyl_paxos::Proposal {
+                ballot,
+                value: applied.then(|| sibyl_cluster::messaging::encode(&all)),
+            };
+            match round.propose(&proposal)? {
+                crate::paxos::Accepted::Yes => {
+                    if applied {
+                        round.commit(&proposal, consistency)?;
+                    }
+                    return Ok(Outcome::body(ResultBody::Rows(rows)));
+                }
+                crate::paxos::Accepted::Refused => round.backoff_after_refusal()?,
+            }
+        }
     }
 
     fn lock_partitions(
@@ -1177,9 +1278,7 @@ impl Node {
                         table.keyspace, table.name
                     )));
                 }
-                self.engine
-                    .truncate(table.id)
-                    .map_err(|e| QueryError::Truncate(e.to_string()))?;
+                self.truncate_everywhere(table.id)?;
                 return Ok(Outcome::body(ResultBody::Void));
             }
             _ => return invalid("Unsupported statement"),
@@ -1200,6 +1299,7 @@ impl Node {
         self.announce_schema();
         for id in dropped_tables {
             self.engine.drop_table(id)?;
+            let _ = self.paxos.drop_table(id);
         }
         let change = outcome.change.expect("a schema change names what changed");
         let _ = self

@@ -16,6 +16,8 @@ mod hints;
 mod indexes;
 mod modify;
 mod node;
+mod paxos;
+mod paxos_store;
 mod repair;
 mod rows;
 mod schema;

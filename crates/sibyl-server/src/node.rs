@@ -32,6 +32,8 @@ pub struct Node {
     pub needs_bootstrap: std::sync::atomic::AtomicBool,
     /// Writes kept for replicas that were down.
     pub hints: crate::hints::Hints,
+    /// Paxos acceptor state of the partitions this node replicates.
+    pub paxos: crate::paxos_store::PaxosStore,
     /// Membership, messaging and the ring, once started.
     pub cluster: std::sync::OnceLock<Arc<crate::coordinator::Cluster>>,
     /// Striped locks serializing read-modify-write (LWT, counters) per partition.
@@ -194,6 +196,10 @@ impl Node {
         };
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let hints = crate::hints::Hints::open(config.data_dir.join("hints"))?;
+        let paxos = crate::paxos_store::PaxosStore::open(
+            &config.data_dir.join("paxos"),
+            config.commitlog_sync == CommitlogSyncMode::Batch,
+        )?;
         let node = Arc::new(Node {
             config,
             local,
@@ -205,6 +211,7 @@ impl Node {
             prepared: RwLock::new(HashMap::new()),
             events,
             hints,
+            paxos,
             needs_bootstrap: std::sync::atomic::AtomicBool::new(!identity_bootstrapped),
             cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
@@ -271,6 +278,7 @@ impl Node {
         self.sync_indexes();
         for id in dropped {
             let _ = self.engine.drop_table(id);
+            let _ = self.paxos.drop_table(id);
         }
         if let Some(c) = self.cluster.get() {
             c.membership.update_local(&|s| s.schema_version = version);
