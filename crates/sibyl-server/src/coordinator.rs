@@ -826,6 +826,13 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
                 .map_err(|e| e.to_string())??;
             Ok(Bytes::new())
         }
+        crate::repair::VERB_SCAN_RAW => {
+            let r: crate::repair::RawScanRequest = messaging::decode(&payload).map_err(err)?;
+            let page = tokio::task::spawn_blocking(move || crate::repair::serve_scan_raw(&node, r))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(messaging::encode(&page))
+        }
         crate::repair::VERB_REPAIR_TREE => {
             let r: crate::repair::TreeRequest = messaging::decode(&payload).map_err(err)?;
             let t = tokio::task::spawn_blocking(move || crate::repair::local_tree(&node, &r))
@@ -1083,45 +1090,6 @@ impl Node {
     }
 }
 
-/// Turns a replica's live view of a partition back into a mutation (for streaming).
-pub(crate) fn view_to_mutation(table: TableId, v: PartitionView) -> Mutation {
-    use sibyl_storage::model::{Cell, ColumnData, ColumnView, RowUpdate, RowView};
-    let cell = |c: sibyl_storage::model::LiveCell| Cell {
-        timestamp: c.timestamp,
-        value: Some(c.value),
-        ttl: c.ttl,
-        local_deletion_time: if c.ttl > 0 { c.expires_at } else { 0 },
-    };
-    let row = |r: RowView| RowUpdate {
-        clustering: r.clustering,
-        liveness: r.liveness,
-        deletion: None,
-        columns: r
-            .columns
-            .into_iter()
-            .map(|(name, col)| match col {
-                ColumnView::Simple(c) => ColumnData::Simple {
-                    column: name,
-                    cell: cell(c),
-                },
-                ColumnView::Complex(elems) => ColumnData::Complex {
-                    column: name,
-                    complex_deletion: None,
-                    cells: elems.into_iter().map(|(p, c)| (p, cell(c))).collect(),
-                },
-            })
-            .collect(),
-    };
-    Mutation {
-        table,
-        key: v.key,
-        partition_deletion: None,
-        range_tombstones: vec![],
-        static_row: v.static_row.map(row),
-        rows: v.rows.into_iter().map(row).collect(),
-    }
-}
-
 /// Bootstrap: learn the schema, stream the ranges this node will own from their current
 /// replicas, become NORMAL, then stream once more to catch writes made meanwhile.
 async fn bootstrap(node: &Arc<Node>, cluster: &Arc<Cluster>) {
@@ -1185,12 +1153,7 @@ async fn stream_ranges(node: &Arc<Node>, cluster: &Arc<Cluster>) -> usize {
     for table in schema.tables() {
         let rep = node.replication_of(&table.keyspace);
         for (start, end) in full.ranges_for(&rep, cluster.local_id) {
-            let pieces: Vec<(i64, i64)> = if start < end {
-                vec![(start, end)]
-            } else {
-                vec![(start, i64::MAX), (i64::MIN, end)]
-            };
-            for (lo, hi) in pieces {
+            for (lo, hi) in crate::repair::pieces(start, end) {
                 let source = without_me
                     .replicas(&rep, hi)
                     .into_iter()
@@ -1198,48 +1161,16 @@ async fn stream_ranges(node: &Arc<Node>, cluster: &Arc<Cluster>) -> usize {
                 let Some(addr) = source.and_then(|id| cluster.addr_of(&without_me, id)) else {
                     continue;
                 };
-                let mut from = if lo == i64::MIN {
-                    Bound::Unbounded
-                } else {
-                    Bound::Included(PartitionKey {
-                        token: lo.saturating_add(1),
-                        key: Bytes::new(),
-                    })
-                };
-                loop {
-                    let req = ScanRequest {
-                        table: table.id,
-                        from: from.clone(),
-                        to: Bound::Included(hi),
-                        slice: Slice::all(),
-                        max: 256,
-                        now_secs,
-                    };
-                    let Ok(b) = cluster
-                        .messaging
-                        .request(
-                            addr,
-                            VERB_SCAN,
-                            messaging::encode(&req),
-                            Duration::from_secs(30),
-                        )
+                // Partitions as stored: deletions the source knows must not come back here.
+                let Ok(parts) =
+                    crate::repair::partitions_of(node, Some(addr), table.id, lo, hi, now_secs)
                         .await
-                    else {
-                        break;
-                    };
-                    let Ok(views) = messaging::decode::<Vec<PartitionView>>(&b) else {
-                        break;
-                    };
-                    let n = views.len();
-                    for v in views {
-                        from = Bound::Excluded(v.key.clone());
-                        let m = view_to_mutation(table.id, v);
-                        if node.engine.apply(&m).is_ok() {
-                            count += 1;
-                        }
-                    }
-                    if n < 256 {
-                        break;
+                else {
+                    continue;
+                };
+                for m in parts {
+                    if node.engine.apply(&m).is_ok() {
+                        count += 1;
                     }
                 }
             }

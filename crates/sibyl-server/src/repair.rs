@@ -3,8 +3,8 @@
 //! trees differ, the partitions of the differing sub-ranges are exchanged so that every replica
 //! ends up with every replica's cells (last write wins makes the exchange idempotent).
 //!
-//! Replicas compare live data (rows, cells and their timestamps/TTLs); tombstones are not
-//! compared nor streamed yet.
+//! Replicas compare and exchange partitions as stored (`Engine::scan_raw`): live cells and
+//! tombstones alike, so a deletion one replica missed is repaired rather than undone.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,13 +16,31 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use sibyl_cluster::messaging;
-use sibyl_storage::model::{PartitionKey, PartitionView, Slice, TableId};
+use sibyl_storage::model::{Mutation, PartitionKey, TableId};
 use uuid::Uuid;
 
-use crate::coordinator::{ScanRequest, VERB_MUTATION, VERB_SCAN};
+use crate::coordinator::VERB_MUTATION;
 use crate::node::Node;
 
 pub const VERB_REPAIR_TREE: u16 = 7;
+/// A page of whole partitions (tombstones included) of a token range.
+pub const VERB_SCAN_RAW: u16 = 12;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawScanRequest {
+    pub table: TableId,
+    pub from: Bound<PartitionKey>,
+    pub to: i64,
+    pub max: usize,
+    pub now_secs: i64,
+}
+
+/// Serves VERB_SCAN_RAW.
+pub fn serve_scan_raw(node: &Node, r: RawScanRequest) -> Result<Vec<Mutation>, String> {
+    node.engine
+        .scan_raw(r.table, r.from, Bound::Included(r.to), r.max, r.now_secs)
+        .map_err(|e| e.to_string())
+}
 /// Leaves per range piece.
 const LEAVES: usize = 64;
 const PAGE: usize = 256;
@@ -65,7 +83,7 @@ fn from_bound(lo: Option<i64>) -> Bound<PartitionKey> {
 
 /// The range (start, end] as pieces (lo, hi] that do not wrap around the ring; `lo` None
 /// means from the ring's first token.
-fn pieces(start: i64, end: i64) -> Vec<(Option<i64>, i64)> {
+pub(crate) fn pieces(start: i64, end: i64) -> Vec<(Option<i64>, i64)> {
     if start < end {
         vec![(Some(start), end)]
     } else if start == i64::MAX {
@@ -75,22 +93,22 @@ fn pieces(start: i64, end: i64) -> Vec<(Option<i64>, i64)> {
     }
 }
 
-/// The live partitions of (lo, hi] on one node: this one (None) or a peer.
-async fn views_of(
+/// The partitions of (lo, hi] on one node, as stored: this one (None) or a peer.
+pub(crate) async fn partitions_of(
     node: &Arc<Node>,
     at: Option<SocketAddr>,
     table: TableId,
     lo: Option<i64>,
     hi: i64,
     now_secs: i64,
-) -> Result<Vec<PartitionView>, String> {
+) -> Result<Vec<Mutation>, String> {
     match at {
         None => {
             let mut v = vec![];
             scan_local(node, table, lo, hi, now_secs, |p| v.push(p))?;
             Ok(v)
         }
-        Some(a) => remote_views(node, a, table, from_bound(lo), hi, now_secs).await,
+        Some(a) => remote_partitions(node, a, table, from_bound(lo), hi, now_secs).await,
     }
 }
 
@@ -118,32 +136,31 @@ async fn send(
     }
 }
 
-/// Pages through the live partitions of (lo, hi] on this node.
+/// Pages through the partitions of (lo, hi] on this node.
 fn scan_local(
     node: &Node,
     table: TableId,
     lo: Option<i64>,
     hi: i64,
     now_secs: i64,
-    mut f: impl FnMut(PartitionView),
+    mut f: impl FnMut(Mutation),
 ) -> Result<(), String> {
     let mut from = from_bound(lo);
     loop {
-        let views = node
-            .engine
-            .scan(
+        let page = serve_scan_raw(
+            node,
+            RawScanRequest {
                 table,
-                from.clone(),
-                Bound::Included(hi),
-                &Slice::all(),
-                PAGE,
+                from: from.clone(),
+                to: hi,
+                max: PAGE,
                 now_secs,
-            )
-            .map_err(|e| e.to_string())?;
-        let n = views.len();
-        for v in views {
-            from = Bound::Excluded(v.key.clone());
-            f(v);
+            },
+        )?;
+        let n = page.len();
+        for m in page {
+            from = Bound::Excluded(m.key.clone());
+            f(m);
         }
         if n < PAGE {
             return Ok(());
@@ -178,23 +195,22 @@ pub struct RepairStats {
     pub partitions_sent: usize,
 }
 
-async fn remote_views(
+async fn remote_partitions(
     node: &Arc<Node>,
     addr: SocketAddr,
     table: TableId,
     lo: Bound<PartitionKey>,
     hi: i64,
     now_secs: i64,
-) -> Result<Vec<PartitionView>, String> {
+) -> Result<Vec<Mutation>, String> {
     let c = node.cluster.get().ok_or("no cluster")?;
     let mut out = vec![];
     let mut from = lo;
     loop {
-        let req = ScanRequest {
+        let req = RawScanRequest {
             table,
             from: from.clone(),
-            to: Bound::Included(hi),
-            slice: Slice::all(),
+            to: hi,
             max: PAGE,
             now_secs,
         };
@@ -202,18 +218,18 @@ async fn remote_views(
             .messaging
             .request(
                 addr,
-                VERB_SCAN,
+                VERB_SCAN_RAW,
                 messaging::encode(&req),
                 Duration::from_secs(60),
             )
             .await
             .map_err(|e| format!("scan from {addr} failed: {e}"))?;
-        let views: Vec<PartitionView> = messaging::decode(&b).map_err(|e| e.to_string())?;
-        let n = views.len();
-        if let Some(last) = views.last() {
+        let page: Vec<Mutation> = messaging::decode(&b).map_err(|e| e.to_string())?;
+        let n = page.len();
+        if let Some(last) = page.last() {
             from = Bound::Excluded(last.key.clone());
         }
-        out.extend(views);
+        out.extend(page);
         if n < PAGE {
             return Ok(out);
         }
@@ -299,10 +315,9 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
                     .collect();
                 stats.mismatched_leaves += bad.len();
                 // Exchange the partitions of the differing leaves.
-                let mut by_key: BTreeMap<PartitionKey, Vec<(usize, PartitionView)>> =
-                    BTreeMap::new();
+                let mut by_key: BTreeMap<PartitionKey, Vec<(usize, Mutation)>> = BTreeMap::new();
                 for (ri, (_, addr)) in addrs.iter().enumerate() {
-                    for v in views_of(node, *addr, table.id, lo, hi, now_secs).await? {
+                    for v in partitions_of(node, *addr, table.id, lo, hi, now_secs).await? {
                         if bad.contains(&leaf_of(lo, hi, v.key.token)) {
                             by_key.entry(v.key.clone()).or_default().push((ri, v));
                         }
@@ -315,8 +330,7 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
                             if *from == ri || own == Some(v) {
                                 continue;
                             }
-                            let m = crate::coordinator::view_to_mutation(table.id, v.clone());
-                            send(node, *addr, &m).await?;
+                            send(node, *addr, v).await?;
                             stats.partitions_sent += 1;
                         }
                     }
@@ -328,7 +342,7 @@ pub async fn repair_keyspace(node: &Arc<Node>, keyspace: &str) -> Result<RepairS
 }
 
 /// Streams the data of every range `leaving` replicates in `full` to the nodes that become its
-/// replicas in `without` (live data, as repair streams it). The source of a range is this node
+/// replicas in `without` (partitions as stored, tombstones included). The source of a range is this node
 /// when it is the one leaving, otherwise a surviving live replica.
 async fn hand_over(
     node: &Arc<Node>,
@@ -379,8 +393,7 @@ async fn hand_over(
                 continue;
             };
             for (lo, hi) in pieces(start, end) {
-                for v in views_of(node, source, table.id, lo, hi, now_secs).await? {
-                    let m = crate::coordinator::view_to_mutation(table.id, v);
+                for m in partitions_of(node, source, table.id, lo, hi, now_secs).await? {
                     for t in &targets {
                         send(node, *t, &m).await?;
                         sent += 1;

@@ -607,6 +607,39 @@ impl Engine {
         max_partitions: usize,
         now_secs: i64,
     ) -> Result<Vec<PartitionView>> {
+        self.scan_with(table, from, to, max_partitions, |view, key| {
+            view.read(key, slice, now_secs)
+        })
+    }
+
+    /// Like `scan`, but each partition as `read_raw` returns it (whole, tombstones included):
+    /// what repair compares and what streaming copies, so deletions travel with the data.
+    pub fn scan_raw(
+        &self,
+        table: TableId,
+        from: Bound<PartitionKey>,
+        to: Bound<i64>,
+        max_partitions: usize,
+        now_secs: i64,
+    ) -> Result<Vec<Mutation>> {
+        let all = Slice::all();
+        self.scan_with(table, from, to, max_partitions, |view, key| {
+            Ok(view
+                .read_raw(key, &all, now_secs)?
+                .map(|p| p.to_mutation(table, key)))
+        })
+    }
+
+    /// Walks the partition keys of every memtable and SSTable in (token, key) order and keeps
+    /// what `read` makes of each, up to `max_partitions` results.
+    fn scan_with<T>(
+        &self,
+        table: TableId,
+        from: Bound<PartitionKey>,
+        to: Bound<i64>,
+        max_partitions: usize,
+        mut read: impl FnMut(&View, &PartitionKey) -> Result<Option<T>>,
+    ) -> Result<Vec<T>> {
         let t = self.inner.table(table)?;
         let view = t.view();
         let mut out = Vec::new();
@@ -667,7 +700,7 @@ impl Engine {
                 let Reverse((_, s)) = heap.pop().unwrap();
                 advance(s, &mut heap, &mut mem_cursor, &mut sst_cursor);
             }
-            if let Some(v) = view.read(&key, slice, now_secs)? {
+            if let Some(v) = read(&view, &key)? {
                 out.push(v);
                 if out.len() >= max_partitions {
                     break;
