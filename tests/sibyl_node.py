@@ -99,6 +99,8 @@ class Node:
         # False: the ports come from elsewhere (e.g. a --config file); the node
         # still waits on native_port
         self.pass_ports = pass_ports
+        # Extra environment for the process (e.g. fault injection in tests).
+        self.env: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
         self.last_returncode: int | None = None
         self._log_file = None
@@ -151,6 +153,7 @@ class Node:
         )
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.env)
         self.proc = subprocess.Popen(
             [str(binary)] + self.args(),
             stdin=subprocess.DEVNULL,

@@ -819,6 +819,11 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
                 .await
                 .map_err(|e| e.to_string())?
         }
+        crate::batchlog::VERB_BATCH_STORE | crate::batchlog::VERB_BATCH_REMOVE => {
+            tokio::task::spawn_blocking(move || crate::batchlog::serve(&node, verb, &payload))
+                .await
+                .map_err(|e| e.to_string())?
+        }
         VERB_TRUNCATE => {
             let table: TableId = messaging::decode(&payload).map_err(err)?;
             tokio::task::spawn_blocking(move || node.truncate_local(table))
@@ -920,6 +925,20 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         .load(std::sync::atomic::Ordering::Relaxed)
     {
         node.mark_bootstrapped()?;
+    }
+    // Batchlog replay: batches whose coordinator did not finish them.
+    {
+        let node = node.clone();
+        let timeout = cluster.write_timeout;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let n = node.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || crate::batchlog::replay_due(&n, timeout))
+                        .await;
+            }
+        });
     }
     // Hint replay: deliver stored writes to replicas that are alive again.
     {

@@ -863,14 +863,36 @@ impl Node {
             return Ok(());
         }
         let schema = self.schema();
-        let mut by_keyspace: std::collections::BTreeMap<String, Vec<Mutation>> = Default::default();
-        for m in mutations {
-            let ks = schema
+        let keyspace_of = |m: &Mutation| {
+            schema
                 .tables()
                 .find(|t| t.id == m.table)
                 .map(|t| t.keyspace.clone())
-                .unwrap_or_default();
-            by_keyspace.entry(ks).or_default().push(m.clone());
+                .unwrap_or_default()
+        };
+        if write_type == "BATCH" {
+            // Cassandra logs a batch only when it spans partitions.
+            let mut partitions: Vec<(String, &Bytes)> = mutations
+                .iter()
+                .map(|m| (keyspace_of(m), &m.key.key))
+                .collect();
+            partitions.sort();
+            partitions.dedup();
+            if partitions.len() > 1 {
+                let cluster = self.cluster().expect("checked above");
+                let logged = mutations
+                    .iter()
+                    .map(|m| (keyspace_of(m), m.clone()))
+                    .collect();
+                return crate::batchlog::write_logged(self, cluster, logged, consistency);
+            }
+        }
+        let mut by_keyspace: std::collections::BTreeMap<String, Vec<Mutation>> = Default::default();
+        for m in mutations {
+            by_keyspace
+                .entry(keyspace_of(m))
+                .or_default()
+                .push(m.clone());
         }
         for (ks, ms) in by_keyspace {
             self.coordinate_write(&ks, &ms, consistency, write_type)?;

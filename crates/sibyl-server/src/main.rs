@@ -3,6 +3,7 @@
 //! wires together the codec, the parser, the type system and the storage engine.
 
 mod admin;
+mod batchlog;
 mod cas;
 mod config;
 mod connection;

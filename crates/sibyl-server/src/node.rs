@@ -32,6 +32,8 @@ pub struct Node {
     pub needs_bootstrap: std::sync::atomic::AtomicBool,
     /// Writes kept for replicas that were down.
     pub hints: crate::hints::Hints,
+    /// Logged batches this node keeps for their coordinators.
+    pub batchlog: crate::batchlog::Batchlog,
     /// Paxos acceptor state of the partitions this node replicates.
     pub paxos: crate::paxos_store::PaxosStore,
     /// Membership, messaging and the ring, once started.
@@ -196,6 +198,10 @@ impl Node {
         };
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let hints = crate::hints::Hints::open(config.data_dir.join("hints"))?;
+        let batchlog = crate::batchlog::Batchlog::open(
+            config.data_dir.join("batchlog"),
+            config.commitlog_sync == CommitlogSyncMode::Batch,
+        )?;
         let paxos = crate::paxos_store::PaxosStore::open(
             &config.data_dir.join("paxos"),
             config.commitlog_sync == CommitlogSyncMode::Batch,
@@ -212,6 +218,7 @@ impl Node {
             events,
             hints,
             paxos,
+            batchlog,
             needs_bootstrap: std::sync::atomic::AtomicBool::new(!identity_bootstrapped),
             cluster: std::sync::OnceLock::new(),
             partition_locks: (0..1024).map(|_| Mutex::new(())).collect(),
