@@ -310,3 +310,44 @@ def test_linearizable_cas_registers_while_nodes_die(ring):
             with open(path, "w") as f:
                 json.dump(history[k], f)
             raise AssertionError(f"register {k}: history is not linearizable (saved to {path})")
+
+
+@pytest.mark.parametrize("rf", [3, 1])
+def test_counters_through_every_coordinator_lose_no_increment(ring, rf):
+    """Counter increments from six clients through three coordinators: each is led by one
+    replica that adds it to its own shard, so none overwrites another (RF 1: most requests
+    are forwarded to the only replica)."""
+    cluster, s = connect(ring[0])
+    s.execute(f"CREATE KEYSPACE IF NOT EXISTS cnt{rf} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}")
+    s.execute(f"CREATE TABLE IF NOT EXISTS cnt{rf}.c (k int PRIMARY KEY, hits counter, misses counter)")
+    assert cluster.control_connection.wait_for_schema_agreement(wait_time=20)
+    cluster.shutdown()
+    pairs = sessions_per_node(ring)
+    errors = []
+
+    def worker(sess):
+        inc = sess.prepare(f"UPDATE cnt{rf}.c SET hits = hits + ?, misses = misses - 1 WHERE k = ?")
+        inc.consistency_level = ConsistencyLevel.QUORUM
+        try:
+            for i in range(40):
+                sess.execute(inc, (2, i % 2))
+        except Exception as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(pairs[i % 3][1],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        for _, s in pairs:
+            q = SimpleStatement(f"SELECT k, hits, misses FROM cnt{rf}.c", consistency_level=ConsistencyLevel.ALL)
+            assert sorted((r.k, r.hits, r.misses) for r in s.execute(q)) == [(0, 240, -120), (1, 240, -120)]
+        # Deleting a counter removes every shard.
+        pairs[0][1].execute(SimpleStatement(f"DELETE FROM cnt{rf}.c WHERE k = 0", consistency_level=ConsistencyLevel.ALL))
+        q = SimpleStatement(f"SELECT hits FROM cnt{rf}.c WHERE k = 0", consistency_level=ConsistencyLevel.ALL)
+        assert pairs[2][1].execute(q).one() is None
+    finally:
+        for c, _ in pairs:
+            c.shutdown()

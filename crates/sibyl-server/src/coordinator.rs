@@ -824,6 +824,11 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
                 .await
                 .map_err(|e| e.to_string())?
         }
+        crate::counters::VERB_COUNTER_LEAD => {
+            tokio::task::spawn_blocking(move || crate::counters::serve(&node, &payload))
+                .await
+                .map_err(|e| e.to_string())?
+        }
         VERB_TRUNCATE => {
             let table: TableId = messaging::decode(&payload).map_err(err)?;
             tokio::task::spawn_blocking(move || node.truncate_local(table))

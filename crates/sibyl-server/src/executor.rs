@@ -1069,6 +1069,20 @@ impl Node {
             self.apply(&mutations, consistency, write_type)?;
             return Ok(Outcome::body(ResultBody::Void));
         }
+        if counters > 0 {
+            // Deltas: each partition's leader replica turns them into its own shard.
+            for (idx, item) in items.iter().enumerate() {
+                let ms = self.modification(
+                    &item.table,
+                    item.statement,
+                    &wctx(item, timestamp, now_secs, source(idx)),
+                )?;
+                for m in ms {
+                    crate::counters::write(self, &item.table.keyspace, m, consistency)?;
+                }
+            }
+            return Ok(Outcome::body(ResultBody::Void));
+        }
         // Read-modify-write: lock the partitions first.
         let mut keys = vec![];
         for (idx, item) in items.iter().enumerate() {
@@ -1222,7 +1236,7 @@ impl Node {
         }
     }
 
-    fn lock_partitions(
+    pub(crate) fn lock_partitions(
         &self,
         keys: &[(uuid::Uuid, sibyl_storage::model::PartitionKey)],
     ) -> Vec<parking_lot::MutexGuard<'_, ()>> {

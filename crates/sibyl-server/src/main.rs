@@ -8,6 +8,7 @@ mod cas;
 mod config;
 mod connection;
 mod coordinator;
+mod counters;
 mod data;
 mod ddl;
 mod describe;

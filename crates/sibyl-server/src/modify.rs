@@ -790,11 +790,9 @@ fn assignment_data(
                     col.name, col.name, col.name
                 ));
             }
-            counter_cell(table, key, ck, col, t, 1, a, ctx)?
+            counter_cell(col, t, 1, a, ctx)?
         }
-        Assignment::Subtract(_, t) if col.ty.is_counter() => {
-            counter_cell(table, key, ck, col, t, -1, a, ctx)?
-        }
+        Assignment::Subtract(_, t) if col.ty.is_counter() => counter_cell(col, t, -1, a, ctx)?,
         Assignment::Add(_, t) | Assignment::Prepend(_, t) => {
             if !col.ty.is_multicell() {
                 return invalid(format!(
@@ -927,11 +925,13 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
                 }
                 let cname = Bytes::copy_from_slice(name.as_bytes());
                 let data = match t {
-                    ColumnTarget::Column(_) if col.ty.is_multicell() => ColumnData::Complex {
-                        column: cname,
-                        complex_deletion: Some(a.deletion()),
-                        cells: vec![],
-                    },
+                    ColumnTarget::Column(_) if col.ty.is_multicell() || col.ty.is_counter() => {
+                        ColumnData::Complex {
+                            column: cname,
+                            complex_deletion: Some(a.deletion()),
+                            cells: vec![],
+                        }
+                    }
                     ColumnTarget::Column(_) => ColumnData::Simple {
                         column: cname,
                         cell: a.cell(None),
@@ -1010,13 +1010,11 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
     Ok(out)
 }
 
-/// A counter increment, applied as read-modify-write: the caller holds the partition's lock
-/// (counters are a single-node read-modify-write until the ring replicates them).
+/// A counter increment or decrement as written by the statement: a simple cell holding the
+/// delta. It is never stored as is: the counter's leader replica turns it into its own shard
+/// (`counters::lead`).
 #[allow(clippy::too_many_arguments)]
 fn counter_cell(
-    table: &Table,
-    key: &PartitionKey,
-    ck: &[u8],
     col: &Column,
     delta: &Term,
     sign: i64,
@@ -1037,15 +1035,11 @@ fn counter_cell(
         }
         Evaluated::Unset => return Ok(None),
     };
-    let current = read_list(table, key, ck, col, ctx)?
-        .into_iter()
-        .next()
-        .map(|(_, v)| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
-        .unwrap_or(0);
-    let value = current.wrapping_add(sign.wrapping_mul(d));
     Ok(Some(ColumnData::Simple {
         column: Bytes::copy_from_slice(col.name.as_bytes()),
-        cell: a.cell(Some(Bytes::copy_from_slice(&value.to_be_bytes()))),
+        cell: a.cell(Some(Bytes::copy_from_slice(
+            &sign.wrapping_mul(d).to_be_bytes(),
+        ))),
     }))
 }
 

@@ -45,6 +45,15 @@ fn put_len_prefixed(out: &mut Vec<u8>, b: &[u8]) {
 pub fn complex_to_bytes(ty: &CqlType, elems: &[(Bytes, LiveCell)]) -> QueryResult<Bytes> {
     let mut out = Vec::new();
     match ty {
+        // A counter is stored as one shard per node that counted; its value is their sum.
+        CqlType::Counter => {
+            let sum = elems.iter().fold(0i64, |acc, (_, c)| {
+                acc.wrapping_add(i64::from_be_bytes(
+                    c.value.as_ref().try_into().unwrap_or([0; 8]),
+                ))
+            });
+            out.extend_from_slice(&sum.to_be_bytes());
+        }
         CqlType::List(_) => {
             out.extend_from_slice(&(elems.len() as i32).to_be_bytes());
             for (_, c) in elems {
