@@ -155,6 +155,9 @@ pub struct YamlConfig {
     pub cas_contention_timeout_in_ms: Option<u64>,
     pub truncate_request_timeout: Option<String>,
     pub truncate_request_timeout_in_ms: Option<u64>,
+    pub hinted_handoff_enabled: Option<bool>,
+    pub max_hint_window: Option<String>,
+    pub max_hint_window_in_ms: Option<u64>,
 }
 
 #[allow(dead_code)]
@@ -202,6 +205,9 @@ pub struct Config {
     pub write_request_timeout: Duration,
     pub cas_contention_timeout: Duration,
     pub truncate_request_timeout: Duration,
+    pub hinted_handoff_enabled: bool,
+    /// Writes for a replica down longer than this are not hinted (it needs a repair).
+    pub max_hint_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -317,7 +323,15 @@ impl Config {
             yaml.truncate_request_timeout_in_ms,
             60_000,
         )?;
+        let max_hint_window = timeout(
+            "max_hint_window",
+            &yaml.max_hint_window,
+            yaml.max_hint_window_in_ms,
+            3 * 3600 * 1000,
+        )?;
         Ok(Config {
+            hinted_handoff_enabled: yaml.hinted_handoff_enabled.unwrap_or(true),
+            max_hint_window,
             read_request_timeout,
             range_request_timeout,
             write_request_timeout,

@@ -72,6 +72,8 @@ pub struct Cluster {
     pub range_timeout: Duration,
     pub write_timeout: Duration,
     pub runtime: tokio::runtime::Handle,
+    /// When each node currently down was first seen down (for the hint window).
+    pub down_since: parking_lot::Mutex<std::collections::HashMap<Uuid, std::time::Instant>>,
 }
 
 impl Cluster {
@@ -103,6 +105,16 @@ impl Cluster {
             ring.add_node(info, &state.tokens);
         }
         *self.ring.write() = Arc::new(ring);
+    }
+
+    /// Whether writes for `id` (down) should still be hinted.
+    pub fn within_hint_window(&self, config: &crate::config::Config, id: Uuid) -> bool {
+        config.hinted_handoff_enabled
+            && self
+                .down_since
+                .lock()
+                .get(&id)
+                .is_none_or(|since| since.elapsed() <= config.max_hint_window)
     }
 
     pub fn node_count(&self) -> usize {
@@ -250,7 +262,9 @@ impl Node {
                 // Hinted handoff: the coordinator keeps the write for replicas that are down.
                 let mut hinted = 0;
                 for id in dead {
-                    if self.hints.store(id, m).unwrap_or(false) {
+                    if cluster.within_hint_window(&self.config, id)
+                        && self.hints.store(id, m).unwrap_or(false)
+                    {
                         hinted += 1;
                     }
                 }
@@ -919,6 +933,7 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
         range_timeout: node.config.range_request_timeout,
         write_timeout: node.config.write_request_timeout,
         runtime: tokio::runtime::Handle::current(),
+        down_since: Default::default(),
     });
     cluster.rebuild_ring();
     let _ = node.cluster.set(cluster.clone());
@@ -1009,6 +1024,19 @@ pub async fn start(node: Arc<Node>) -> Result<(), crate::node::anyhow_like::Erro
                     .find(|(s, _)| s.host_id == id)
                     .map(|(s, _)| SocketAddr::new(s.addr, s.native_port))
             };
+            match &ev {
+                MembershipEvent::Down(id) => {
+                    cluster
+                        .down_since
+                        .lock()
+                        .entry(*id)
+                        .or_insert_with(std::time::Instant::now);
+                }
+                MembershipEvent::Up(id) | MembershipEvent::Left(id) => {
+                    cluster.down_since.lock().remove(id);
+                }
+                _ => {}
+            }
             let client_event = match &ev {
                 MembershipEvent::Joined(s) => Some(Event::TopologyChange {
                     change: "NEW_NODE".into(),

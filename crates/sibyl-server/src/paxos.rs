@@ -362,7 +362,11 @@ impl Round<'_> {
         for id in &self.replicas {
             if *id == c.local_id || c.membership.is_alive(*id) {
                 alive.push(*id);
-            } else if let Some(v) = &proposal.value {
+            } else if let Some(v) = proposal
+                .value
+                .as_ref()
+                .filter(|_| c.within_hint_window(&self.node.config, *id))
+            {
                 if let Ok(ms) = messaging::decode::<Vec<Mutation>>(v) {
                     for m in &ms {
                         let _ = self.node.hints.store(*id, m);
