@@ -236,3 +236,21 @@ def test_writetime_ttl_on_collections_and_maxwritetime(session, fresh_keyspace):
     assert tuple(session.execute(f"SELECT writetime(l), maxwritetime(l) FROM {ks}.wt WHERE k = 2").one()) == (None, None)
     with pytest.raises(InvalidRequest, match="Cannot use selection function maxwritetime on PRIMARY KEY part k"):
         session.execute(f"SELECT maxwritetime(k) FROM {ks}.wt")
+
+
+def test_division_by_zero_is_a_function_failure(session, fresh_keyspace):
+    """Cassandra runs operators as system functions (_divide, _modulo): a failure is a
+    FunctionFailure (code 0x1400) naming the function and argument types, with the message
+    "the operation 'int / int' failed: / by zero"; the connection keeps working."""
+    from cassandra import FunctionFailure
+    ks = fresh_keyspace
+    session.execute(f"CREATE TABLE {ks}.z (k int PRIMARY KEY, a int, b int, c bigint)")
+    session.execute(f"INSERT INTO {ks}.z (k, a, b, c) VALUES (1, 7, 0, 0)")
+    with pytest.raises(FunctionFailure) as e:
+        session.execute(f"SELECT a / b FROM {ks}.z WHERE k = 1")
+    assert (e.value.keyspace, e.value.function, e.value.arg_types) == ("system", "_divide", ["int", "int"])
+    assert "the operation 'int / int' failed: / by zero" in str(e.value)
+    with pytest.raises(FunctionFailure) as e:
+        session.execute(f"SELECT a % c FROM {ks}.z WHERE k = 1")
+    assert e.value.function == "_modulo" and e.value.arg_types == ["int", "bigint"]
+    assert one(session, f"SELECT a / 7 AS q FROM {ks}.z WHERE k = 1").q == 1

@@ -26,6 +26,15 @@ pub enum QueryError {
     Server(String),
     #[error("{0}")]
     Truncate(String),
+    /// A function or operator failed while executing (Cassandra's FunctionExecutionException
+    /// and OperationExecutionException, error FUNCTION_FAILURE).
+    #[error("{message}")]
+    FunctionFailure {
+        keyspace: String,
+        function: String,
+        arg_types: Vec<String>,
+        message: String,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("Cannot achieve consistency level {}", sibyl_protocol::consistency::name(*consistency))]
@@ -97,6 +106,19 @@ impl QueryError {
             QueryError::Protocol(_) => (error_code::PROTOCOL_ERROR, ErrorDetails::None),
             QueryError::Server(_) => (error_code::SERVER_ERROR, ErrorDetails::None),
             QueryError::Truncate(_) => (error_code::TRUNCATE_ERROR, ErrorDetails::None),
+            QueryError::FunctionFailure {
+                keyspace,
+                function,
+                arg_types,
+                ..
+            } => (
+                error_code::FUNCTION_FAILURE,
+                ErrorDetails::FunctionFailure {
+                    keyspace: keyspace.clone(),
+                    function: function.clone(),
+                    arg_types: arg_types.clone(),
+                },
+            ),
             QueryError::Unauthorized(_) => (error_code::UNAUTHORIZED, ErrorDetails::None),
             QueryError::Unavailable {
                 consistency,
@@ -145,5 +167,23 @@ impl QueryError {
             message,
             details,
         }
+    }
+}
+
+/// A failed arithmetic operator, as Cassandra reports it: the operators are the system
+/// functions `_divide` and `_modulo`, and the message names the operand types.
+pub fn operation_failed(op: char, left: &str, right: &str, cause: &str) -> QueryError {
+    let function = match op {
+        '/' => "_divide",
+        '%' => "_modulo",
+        '*' => "_multiply",
+        '-' => "_substract",
+        _ => "_add",
+    };
+    QueryError::FunctionFailure {
+        keyspace: "system".into(),
+        function: function.into(),
+        arg_types: vec![left.to_string(), right.to_string()],
+        message: format!("the operation '{left} {op} {right}' failed: {cause}"),
     }
 }

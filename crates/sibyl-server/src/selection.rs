@@ -1181,7 +1181,15 @@ fn arith(
         let v = crate::values::add_duration(&x, d, op == ArithOp::Sub)?;
         return Ok(Some(Bytes::from(v.to_bytes())));
     }
-    let div_zero = |what: &str| invalid(format!("the operation '{what}' failed: / by zero"));
+    let div_zero = |what: &str| -> QueryResult<Option<Bytes>> {
+        let op = if what == "division" { '/' } else { '%' };
+        Err(crate::error::operation_failed(
+            op,
+            &at.cql_name(),
+            &bt.cql_name(),
+            "/ by zero",
+        ))
+    };
     let v = match out {
         CqlType::Float | CqlType::Double => {
             let (p, q) = (as_f64(&x).unwrap_or(0.0), as_f64(&y).unwrap_or(0.0));

@@ -443,6 +443,15 @@ fn negate(v: Value) -> QueryResult<Value> {
 }
 
 fn arith(op: ArithOp, a: Value, b: Value) -> QueryResult<Value> {
+    let name = |v: &Value| match v {
+        Value::Int(_) => "int",
+        Value::Bigint(_) => "bigint",
+        Value::Smallint(_) => "smallint",
+        Value::Tinyint(_) => "tinyint",
+        _ => "?",
+    };
+    let (left, right) = (name(&a), name(&b));
+    let by_zero = |op: char| Err(crate::error::operation_failed(op, left, right, "/ by zero"));
     macro_rules! int_op {
         ($v:ident, $x:expr, $y:expr) => {{
             let (x, y) = ($x, $y);
@@ -452,13 +461,13 @@ fn arith(op: ArithOp, a: Value, b: Value) -> QueryResult<Value> {
                 ArithOp::Mul => x.wrapping_mul(y),
                 ArithOp::Div => {
                     if y == 0 {
-                        return invalid("the operation 'division' failed: / by zero");
+                        return by_zero('/');
                     }
                     x.wrapping_div(y)
                 }
                 ArithOp::Mod => {
                     if y == 0 {
-                        return invalid("the operation 'modulo' failed: / by zero");
+                        return by_zero('%');
                     }
                     x.wrapping_rem(y)
                 }
