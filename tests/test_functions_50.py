@@ -217,7 +217,8 @@ def test_float_literal_with_integer_column_is_double(session, fresh_keyspace):
 
 
 def test_writetime_ttl_on_collections_and_maxwritetime(session, fresh_keyspace):
-    """Cassandra 5.0: writetime()/ttl() of a non-frozen collection give one value per element;
+    """Cassandra 5.0: writetime()/ttl() of a non-frozen collection give one value per element
+    (or of one element, `writetime(m['k'])`);
     maxwritetime() gives the newest timestamp of any cell of the column, simple or not. (An
     element without TTL is a null inside the list, which the Python driver cannot decode, so
     the TTL case uses elements that all have one.)"""
@@ -232,6 +233,19 @@ def test_writetime_ttl_on_collections_and_maxwritetime(session, fresh_keyspace):
     assert len(r[2]) == 2 and all(990 <= x <= 1000 for x in r[2])
     assert r[3] == 200 and r[4] == 100
     assert r[5] == [200, 200]
+    # One element: writetime(s['b']), writetime(l[2]), ttl(t[0]); a missing element is null.
+    r = session.execute(f"SELECT writetime(s['a']), writetime(s['b']), writetime(l[0]), writetime(l[2]), "
+                        f"ttl(t[0]), ttl(l[0]), writetime(s['zz']), writetime(l[9]) FROM {ks}.wt WHERE k = 1").one()
+    assert (r[0], r[1], r[2], r[3]) == (100, 200, 100, 200)
+    assert 990 <= r[4] <= 1000 and r[5] is None
+    assert r[6] is None and r[7] is None
+    session.execute(f"CREATE TABLE {ks}.wm (k int PRIMARY KEY, m map<text, int>, f frozen<set<int>>)")
+    session.execute(f"INSERT INTO {ks}.wm (k, m) VALUES (1, {{'x': 1}}) USING TIMESTAMP 300")
+    session.execute(f"UPDATE {ks}.wm USING TIMESTAMP 400 SET m['y'] = 2 WHERE k = 1")
+    r = session.execute(f"SELECT writetime(m['x']), writetime(m['y']) FROM {ks}.wm WHERE k = 1").one()
+    assert tuple(r) == (300, 400)
+    with pytest.raises(InvalidRequest, match="not a non-frozen collection"):
+        session.execute(f"SELECT writetime(f[1]) FROM {ks}.wm")
     session.execute(f"INSERT INTO {ks}.wt (k, l) VALUES (2, [])")
     assert tuple(session.execute(f"SELECT writetime(l), maxwritetime(l) FROM {ks}.wt WHERE k = 2").one()) == (None, None)
     with pytest.raises(InvalidRequest, match="Cannot use selection function maxwritetime on PRIMARY KEY part k"):

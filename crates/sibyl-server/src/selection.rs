@@ -34,6 +34,9 @@ enum Sel {
     /// writetime / ttl of every element of a non-frozen collection, as a list.
     ElementWriteTimes(usize),
     ElementTtls(usize),
+    /// writetime (true) or ttl (false) of the element with this key (list: index) of a
+    /// non-frozen collection column.
+    OneElementMeta(usize, CqlType, Bytes, bool),
     /// The newest timestamp of a column's cells.
     MaxWriteTime(usize),
     Token,
@@ -290,6 +293,47 @@ fn compile_one(table: &Table, s: &Selector, ctx: &EvalCtx) -> QueryResult<(Sel, 
                     .join(", ")
             };
             match f.as_str() {
+                "writetime" | "ttl" if matches!(args.as_slice(), [Selector::Element(..)]) => {
+                    // Cassandra 5.0: the write time or TTL of one element of a non-frozen
+                    // collection, `writetime(m['k'])`, `ttl(l[0])`.
+                    let [Selector::Element(inner, k)] = args.as_slice() else {
+                        unreachable!("matched above")
+                    };
+                    let Selector::Column(c) = &**inner else {
+                        return invalid(format!("Invalid arguments for function {f}"));
+                    };
+                    let i = column_of(table, c)?;
+                    let col = &table.columns[i];
+                    let key_ty = match col.ty.unfrozen() {
+                        CqlType::Map(k, _) | CqlType::Set(k) if col.ty.is_multicell() => {
+                            (**k).clone()
+                        }
+                        CqlType::List(_) if col.ty.is_multicell() => CqlType::Int,
+                        _ => {
+                            return invalid(format!(
+                                "Invalid element selection: {} is not a non-frozen collection",
+                                col.name
+                            ))
+                        }
+                    };
+                    let key = eval(k, &key_ty, c, ctx)?.bytes().cloned().ok_or_else(|| {
+                        QueryError::Invalid("Invalid null element selection".into())
+                    })?;
+                    let name = format!("{f}({})", crate::select::selector_name(&args[0]));
+                    return Ok(if f == "writetime" {
+                        (
+                            Sel::OneElementMeta(i, col.ty.unfrozen().clone(), key, true),
+                            name,
+                            CqlType::Bigint,
+                        )
+                    } else {
+                        (
+                            Sel::OneElementMeta(i, col.ty.unfrozen().clone(), key, false),
+                            name,
+                            CqlType::Int,
+                        )
+                    });
+                }
                 "writetime" | "ttl" | "maxwritetime" => {
                     let [Selector::Column(c)] = args.as_slice() else {
                         return invalid(format!("Invalid arguments for function {f}"));
@@ -1281,6 +1325,37 @@ fn eval_sel(
                 }
             }
             Some(Bytes::from(out))
+        }
+        Sel::OneElementMeta(i, ty, k, write) => {
+            let Some((_, metas)) = row.elements.iter().find(|(c, _)| c == i) else {
+                return Ok(None);
+            };
+            let Some(value) = &row.values[*i] else {
+                return Ok(None);
+            };
+            let position = match ty {
+                CqlType::Map(kt, _) => split_map(value)?
+                    .iter()
+                    .position(|(mk, _)| Value::compare(kt, mk, k) == Ordering::Equal),
+                CqlType::Set(e) => split_collection(value)?
+                    .iter()
+                    .position(|x| Value::compare(e, x, k) == Ordering::Equal),
+                _ => {
+                    let idx = i32::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 4]));
+                    usize::try_from(idx).ok().filter(|i| *i < metas.len())
+                }
+            };
+            position.and_then(|p| metas.get(p)).and_then(|m| {
+                if *write {
+                    Some(Bytes::copy_from_slice(&m.timestamp.to_be_bytes()))
+                } else if m.ttl > 0 {
+                    Some(Bytes::copy_from_slice(
+                        &(((m.expires_at - now_secs).max(0)) as i32).to_be_bytes(),
+                    ))
+                } else {
+                    None
+                }
+            })
         }
         Sel::Token => Some(Bytes::copy_from_slice(&key.token.to_be_bytes())),
         Sel::Constant(b) => b.clone(),
