@@ -93,6 +93,8 @@ def test_cluster_membership_schema_and_placement(three_nodes):
         assert sorted(line.split()[1] for line in st) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
         assert all(line.startswith("UN") and line.split()[4] == "16" for line in st)
         assert abs(sum(float(line.split()[5].rstrip("%")) for line in st) - 100.0) < 0.5
+        # Nodes 2 and 3 chose their tokens against the ring they joined: balanced ownership.
+        assert all(25.0 <= float(line.split()[5].rstrip("%")) <= 42.0 for line in st), st
         r = run_sibyl(["describering", "ring", "--host", "127.0.0.1", "--port", str(three_nodes[0].storage_port)])
         assert r.returncode == 0, r.stderr
         assert r.stdout.count("TokenRange(") == 48 and r.stdout.count(", endpoints:[") == 48

@@ -2,20 +2,24 @@
 //! NetworkTopologyStrategy), gossip membership with failure detection, and internode messaging
 //! over TCP. Knows nothing of CQL, storage or the native protocol.
 //!
-//! - [`ring`]: [`TokenRing`], [`Replication`] and [`allocate_tokens`]. Placement follows
-//!   Cassandra 5's `SimpleStrategy` / `NetworkTopologyStrategy` and is checked against the Python
-//!   driver's `make_token_replica_map` (the fixture in `tests/fixtures/`).
+//! - [`ring`]: [`TokenRing`] and [`Replication`]. Placement follows Cassandra 5's
+//!   `SimpleStrategy` / `NetworkTopologyStrategy` and is checked against the Python driver's
+//!   `make_token_replica_map` (the fixture in `tests/fixtures/`).
+//! - [`allocation`]: [`allocate_tokens`], a joining node's vnode tokens chosen for balanced
+//!   ownership.
 //! - [`gossip`]: [`start_gossip`] runs chitchat (scuttlebutt anti-entropy over UDP with a phi
 //!   accrual failure detector) and exposes it as the [`Membership`] trait.
 //! - [`messaging`]: [`Messaging`], request/response over pooled, multiplexed TCP connections.
 
+pub mod allocation;
 pub mod gossip;
 pub mod messaging;
 pub mod ring;
 
+pub use allocation::allocate_tokens;
 pub use gossip::{start_gossip, GossipConfig, Membership, MembershipEvent, NodeState, NodeStatus};
 pub use messaging::{decode, encode, Handler, Messaging, MessagingError, Verb};
-pub use ring::{allocate_tokens, NodeInfo, Replication, TokenRing};
+pub use ring::{NodeInfo, Replication, TokenRing};
 
 /// Errors of this crate's set-up and configuration paths.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 //! the replicas of one DC after another and places rack repeats after the distinct racks; the
 //! set is the same, see `tests/placement.rs`.)
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -465,87 +465,6 @@ fn parse_rf(v: &str) -> Result<usize, ClusterError> {
     }
 }
 
-/// SplitMix64: a small deterministic generator for token allocation.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Tokens for a node joining `ring` with `num_tokens` vnodes, deterministic given `seed`.
-///
-/// On an empty ring the tokens are evenly spaced from a seed-derived offset. Otherwise each new
-/// token is placed in the widest range not yet owned by the joining node, taking from it the
-/// joining node's fair share per token (`2^64 / ((nodes + 1) * num_tokens)`), or half of the range
-/// when the range is narrower than twice that. Ties between equally wide ranges are broken by a
-/// seed-derived hash, so the ranges given up are spread over the existing nodes. Never returns
-/// `i64::MIN` (the Murmur3 minimum token, which no key hashes to) nor a token already in the ring.
-pub fn allocate_tokens(ring: &TokenRing, num_tokens: usize, seed: u64) -> Vec<i64> {
-    let mut rng = seed;
-    if num_tokens == 0 {
-        return Vec::new();
-    }
-    let s = ring.sorted_tokens();
-    let mut out = Vec::with_capacity(num_tokens);
-    if s.is_empty() {
-        let offset = splitmix(&mut rng);
-        let step = (u64::MAX / num_tokens as u64).max(1);
-        for i in 0..num_tokens as u64 {
-            let mut t = offset.wrapping_add(i.wrapping_mul(step)) as i64;
-            if t == i64::MIN {
-                t += 1;
-            }
-            out.push(t);
-        }
-        out.sort_unstable();
-        out.dedup();
-        return out;
-    }
-    let taken: HashSet<i64> = s.iter().map(|(t, _)| *t).collect();
-    let nodes = ring
-        .inner
-        .tokens_by_node
-        .values()
-        .filter(|t| !t.is_empty())
-        .count() as u64;
-    let share = (u64::MAX / ((nodes + 1) * num_tokens as u64)).max(1);
-    // Max-heap of (width, tie-break, start): ranges owned by existing nodes.
-    let mut heap: BinaryHeap<(u64, u64, i64)> = BinaryHeap::new();
-    for (i, (t, _)) in s.iter().enumerate() {
-        let prev = if i == 0 { s[s.len() - 1].0 } else { s[i - 1].0 };
-        let w = if s.len() == 1 {
-            u64::MAX
-        } else {
-            width(prev, *t)
-        };
-        let mut h = rng ^ (prev as u64);
-        heap.push((w, splitmix(&mut h), prev));
-    }
-    let mut guard = 0;
-    while out.len() < num_tokens && guard < num_tokens * 4 {
-        guard += 1;
-        let Some((w, _, start)) = heap.pop() else {
-            break;
-        };
-        if w < 2 {
-            break;
-        }
-        let take = if w / 2 > share { share } else { w / 2 };
-        let t = (start as u64).wrapping_add(take) as i64;
-        if t == i64::MIN || taken.contains(&t) || out.contains(&t) {
-            continue;
-        }
-        out.push(t);
-        // (start, t] is now the new node's; (t, end] stays with the old owner.
-        let rest = w - take;
-        heap.push((rest, splitmix(&mut rng), t));
-    }
-    out.sort_unstable();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,42 +591,5 @@ mod tests {
             e.to_string(),
             "Unable to find replication strategy class 'org.apache.cassandra.locator.Nope'"
         );
-    }
-
-    #[test]
-    fn allocation_is_balanced_and_deterministic() {
-        let mut r = TokenRing::new();
-        let t = allocate_tokens(&r, 16, 7);
-        assert_eq!(t, allocate_tokens(&r, 16, 7));
-        assert_ne!(t, allocate_tokens(&r, 16, 8));
-        assert_eq!(t.len(), 16);
-        r.add_node(node(1, "dc1", "r1"), &t);
-        for n in 2..=8u8 {
-            let t = allocate_tokens(&r, 16, n as u64);
-            assert_eq!(t.len(), 16);
-            assert!(t
-                .iter()
-                .all(|x| r.primary(*x) != Some(Uuid::from_u128(n as u128))));
-            r.add_node(node(n, "dc1", "r1"), &t);
-            let own = r.ownership();
-            let total: f64 = own.values().sum();
-            assert!((total - 1.0).abs() < 1e-9);
-            let fair = 1.0 / n as f64;
-            let mine = own[&Uuid::from_u128(n as u128)];
-            assert!(
-                mine > fair * 0.6 && mine < fair * 1.4,
-                "node {n}: {mine} vs {fair}"
-            );
-            for (id, o) in &own {
-                assert!(*o < fair * 2.5, "{id} owns {o}");
-            }
-        }
-        // One token per node.
-        let mut r = TokenRing::new();
-        for n in 1..=4u8 {
-            let t = allocate_tokens(&r, 1, n as u64);
-            r.add_node(node(n, "dc1", "r1"), &t);
-        }
-        assert_eq!(r.sorted_tokens().len(), 4);
     }
 }

@@ -43,12 +43,40 @@ pub enum AdminRequest {
     Repair {
         keyspace: Option<String>,
     },
+    /// The ring as this node sees it, nodes in state NORMAL only (for a joining node choosing
+    /// its tokens).
+    TokenMap,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminResponse {
     Text(String),
     Load(u64),
+    TokenMap(Vec<RingMember>),
+}
+
+/// A node of the ring with its tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RingMember {
+    pub host_id: uuid::Uuid,
+    pub addr: std::net::IpAddr,
+    pub dc: String,
+    pub rack: String,
+    pub tokens: Vec<i64>,
+}
+
+fn token_map(node: &Node) -> Vec<RingMember> {
+    let ring = ring_of(node);
+    ring.nodes()
+        .into_iter()
+        .map(|n| RingMember {
+            tokens: ring.tokens_of(n.host_id),
+            host_id: n.host_id,
+            addr: n.addr,
+            dc: n.dc,
+            rack: n.rack,
+        })
+        .collect()
 }
 
 /// Bytes under the node's storage directory (SSTables and commit log).
@@ -351,6 +379,7 @@ pub async fn handle(node: Arc<Node>, payload: Bytes) -> Result<Bytes, String> {
         AdminRequest::Load => AdminResponse::Load(local_load(&node)),
         AdminRequest::Status { keyspace } => AdminResponse::Text(status(&node, keyspace).await?),
         AdminRequest::Ring => AdminResponse::Text(ring(&node).await),
+        AdminRequest::TokenMap => AdminResponse::TokenMap(token_map(&node)),
         AdminRequest::DescribeRing { keyspace } => {
             AdminResponse::Text(describe_ring(&node, &keyspace)?)
         }
@@ -455,6 +484,12 @@ pub async fn run_cli(to: SocketAddr, req: AdminRequest) -> u8 {
             }
             Ok(AdminResponse::Load(l)) => {
                 println!("{l}");
+                0
+            }
+            Ok(AdminResponse::TokenMap(members)) => {
+                for m in members {
+                    println!("{} {} {:?}", m.addr, m.host_id, m.tokens);
+                }
                 0
             }
             Err(e) => {

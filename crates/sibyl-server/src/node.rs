@@ -2,16 +2,21 @@
 //! connections subscribe to. One `Node` is shared by every connection.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use sibyl_cluster::messaging::{self, Messaging};
+use sibyl_cluster::{allocate_tokens, NodeInfo, TokenRing};
 use sibyl_protocol::messages::Event;
 use sibyl_storage::{Engine, EngineOptions, TableParams};
 use uuid::Uuid;
 
+use crate::admin::{AdminRequest, AdminResponse, RingMember, VERB_ADMIN};
 use crate::config::{CommitlogSyncMode, Config};
 use crate::executor::PreparedStmt;
 use crate::schema::{Schema, SchemaStore, Table};
@@ -67,27 +72,123 @@ fn save_identity(dir: &Path, id: &Identity) -> std::io::Result<()> {
     std::fs::rename(&tmp, &path)
 }
 
-fn load_identity(dir: &Path, num_tokens: u32) -> std::io::Result<Identity> {
-    let path = dir.join("identity.json");
-    if let Ok(bytes) = std::fs::read(&path) {
+fn load_identity(config: &Config) -> std::io::Result<Identity> {
+    let dir = &config.data_dir;
+    if let Ok(bytes) = std::fs::read(dir.join("identity.json")) {
         if let Ok(id) = serde_json::from_slice::<Identity>(&bytes) {
             return Ok(id);
         }
     }
-    // Evenly spaced tokens with a random offset: balanced ownership for a single node.
-    let offset = (Uuid::new_v4().as_u128() as u64) as i64;
-    let step = (u64::MAX / num_tokens as u64) as i64;
-    let mut tokens: Vec<i64> = (0..num_tokens as i64)
-        .map(|i| offset.wrapping_add(i.wrapping_mul(step)))
-        .collect();
-    tokens.sort();
     let id = Identity {
         host_id: Uuid::new_v4(),
-        tokens,
+        tokens: first_tokens(config),
         bootstrapped: false,
     };
     save_identity(dir, &id)?;
     Ok(id)
+}
+
+/// How long a node's first start waits for a seed to describe the ring it joins.
+const RING_FETCH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Tokens for a node's first start: balanced against the ring of the cluster it joins, or evenly
+/// spaced from a random offset when it is its own only seed (or no seed answers).
+fn first_tokens(config: &Config) -> Vec<i64> {
+    let seeds: Vec<SocketAddr> = config
+        .seeds
+        .iter()
+        .filter(|ip| **ip != config.listen_address)
+        .map(|ip| SocketAddr::new(*ip, config.storage_port))
+        .collect();
+    let ring = if seeds.is_empty() {
+        TokenRing::new()
+    } else {
+        fetch_ring(config.listen_address, &seeds).unwrap_or_else(|| {
+            tracing::warn!(
+                "no seed described the ring within {RING_FETCH_PATIENCE:?}: choosing tokens \
+                 without it, ownership may be unbalanced"
+            );
+            TokenRing::new()
+        })
+    };
+    let tokens = allocate_tokens(
+        &ring,
+        &config.dc,
+        config.num_tokens as usize,
+        Uuid::new_v4().as_u128() as u64,
+    );
+    if !ring.is_empty() {
+        tracing::info!(
+            "chose {} tokens balanced against the {} nodes of the ring",
+            tokens.len(),
+            ring.nodes().len()
+        );
+    }
+    tokens
+}
+
+/// The ring (nodes in state NORMAL) as one of `seeds` sees it, asked over the admin verb.
+///
+/// Runs on a thread of its own with its own runtime: `Node::open` is synchronous and may be
+/// called inside or outside a runtime.
+fn fetch_ring(local: IpAddr, seeds: &[SocketAddr]) -> Option<TokenRing> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(fetch_ring_async(local, seeds))
+        })
+        .join()
+        .ok()
+        .flatten()
+    })
+}
+
+async fn fetch_ring_async(local: IpAddr, seeds: &[SocketAddr]) -> Option<TokenRing> {
+    let handler: messaging::Handler =
+        Arc::new(|_, _, _| Box::pin(async { Err("not serving yet".to_string()) }));
+    let client = Messaging::bind(SocketAddr::new(local, 0), handler)
+        .await
+        .ok()?;
+    let deadline = tokio::time::Instant::now() + RING_FETCH_PATIENCE;
+    let members = loop {
+        if let Some(m) = ask_seeds(&client, seeds).await {
+            break Some(m);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    client.shutdown();
+    let mut ring = TokenRing::new();
+    for m in members? {
+        let info = NodeInfo {
+            host_id: m.host_id,
+            addr: m.addr,
+            dc: m.dc,
+            rack: m.rack,
+        };
+        ring.add_node(info, &m.tokens);
+    }
+    Some(ring)
+}
+
+async fn ask_seeds(client: &Messaging, seeds: &[SocketAddr]) -> Option<Vec<RingMember>> {
+    let request = messaging::encode(&AdminRequest::TokenMap);
+    for seed in seeds {
+        let reply = client
+            .request(*seed, VERB_ADMIN, request.clone(), Duration::from_secs(2))
+            .await;
+        match reply.map(|b| messaging::decode::<AdminResponse>(&b)) {
+            Ok(Ok(AdminResponse::TokenMap(members))) => return Some(members),
+            Ok(other) => tracing::debug!("ring from seed {seed}: unexpected {other:?}"),
+            Err(e) => tracing::debug!("ring from seed {seed}: {e}"),
+        }
+    }
+    None
 }
 
 pub fn table_params(t: &Table) -> TableParams {
@@ -154,7 +255,7 @@ pub fn table_params(t: &Table) -> TableParams {
 impl Node {
     pub fn open(config: Config) -> anyhow_like::Result<Arc<Node>> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let identity = load_identity(&config.data_dir, config.num_tokens)?;
+        let identity = load_identity(&config)?;
         let identity_bootstrapped = identity.bootstrapped;
         let store = SchemaStore::new(&config.data_dir);
         let mut schema = store.load()?;
