@@ -1,51 +1,16 @@
 """Logged batches across partitions go through the batchlog: written to other nodes first, so
 a batch whose coordinator dies after logging it is still applied, entirely, by replay."""
-import time
-
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
-from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
-from sibyl_node import Node, free_port, run_sibyl
-
-
-def wait_until(pred, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if pred():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def up_count(node):
-    r = run_sibyl(["status", "--host", node.listen_address, "--port", str(node.storage_port)])
-    return sum(line.startswith("UN") for line in r.stdout.splitlines()) if r.returncode == 0 else 0
-
-
-def connect(node, whitelist):
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(whitelist), request_timeout=10)
-    cluster = Cluster([node.listen_address], port=node.native_port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    return cluster, cluster.connect()
+from cluster_helpers import connect, start_ring, wait_until
 
 
 @pytest.fixture(scope="module")
 def ring():
-    native, storage = free_port("127.0.0.1"), free_port("127.0.0.1")
-    nodes = [
-        Node(name=f"b{i}", listen_address=f"127.0.0.{i}", native_port=native, storage_port=storage, seeds="127.0.0.1")
-        for i in (1, 2, 3)
-    ]
     # Node 1 dies right after it has written a batch to the batchlog, before applying it.
-    nodes[0].env["SIBYL_FAULT_CRASH_AFTER_BATCHLOG"] = "1"
-    for n in nodes:
-        n.start()
-    wait_until(lambda: all(up_count(n) == 3 for n in nodes), what="three nodes up everywhere")
+    nodes = start_ring("b", env=[{"SIBYL_FAULT_CRASH_AFTER_BATCHLOG": "1"}, {}, {}])
     yield nodes
     for n in nodes:
         n.cleanup(remove=True)

@@ -7,39 +7,18 @@ import threading
 import time
 
 import pytest
-from cassandra import ConsistencyLevel, InvalidRequest, ReadTimeout, Unavailable, WriteTimeout
+from cassandra import ConsistencyLevel, InvalidRequest, ReadTimeout, WriteTimeout
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
-from cassandra.policies import WhiteListRoundRobinPolicy, WriteType
+from cassandra.policies import WriteType
 from cassandra.query import SimpleStatement
 
 import linearizability
-from sibyl_node import Node, free_port, run_sibyl
-
-
-def wait_until(pred, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def status_up(node):
-    r = run_sibyl(["status", "--host", node.listen_address, "--port", str(node.storage_port)])
-    return r.returncode == 0 and sum(line.startswith("UN") for line in r.stdout.splitlines()) == 3
+from cluster_helpers import connect, run_threads, start_ring, wait_until
 
 
 @pytest.fixture(scope="module")
 def ring():
-    native, storage = free_port("127.0.0.1"), free_port("127.0.0.1")
-    nodes = [
-        Node(name=f"p{i}", listen_address=f"127.0.0.{i}", native_port=native, storage_port=storage, seeds="127.0.0.1")
-        for i in (1, 2, 3)
-    ]
-    for n in nodes:
-        n.start()
-    wait_until(lambda: all(status_up(n) for n in nodes), what="three nodes up everywhere")
+    nodes = start_ring("p")
     cluster, s = connect(nodes[0])
     s.execute("CREATE KEYSPACE lwt WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}")
     s.execute("CREATE TABLE lwt.kv (k int PRIMARY KEY, v int, note text)")
@@ -49,15 +28,6 @@ def ring():
     yield nodes
     for n in nodes:
         n.cleanup(remove=True)
-
-
-def connect(node, whitelist=None, timeout=10):
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy(whitelist or ["127.0.0.1", "127.0.0.2", "127.0.0.3"]),
-        request_timeout=timeout,
-    )
-    cluster = Cluster([node.listen_address], port=node.native_port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    return cluster, cluster.connect()
 
 
 def sessions_per_node(ring):
@@ -179,11 +149,7 @@ def test_contended_increments_lose_nothing(ring):
             elif r.v == cur:
                 errors.append(f"not applied, yet the current value is the expected {cur}")
 
-    threads = [threading.Thread(target=worker, args=(pairs[i % 3][1], 8)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, [(pairs[i % 3][1], 8) for i in range(6)])
     try:
         assert not errors, errors
         assert len(applied) == 48
@@ -334,11 +300,7 @@ def test_counters_through_every_coordinator_lose_no_increment(ring, rf):
         except Exception as e:
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=(pairs[i % 3][1],)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, [(pairs[i % 3][1],) for i in range(6)])
     try:
         assert not errors, errors
         for _, s in pairs:

@@ -5,47 +5,18 @@ import time
 
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
-from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
-from sibyl_node import Node, free_port, run_sibyl
-
-
-def wait_until(pred, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def up_count(node):
-    r = run_sibyl(["status", "--host", node.listen_address, "--port", str(node.storage_port)])
-    return sum(line.startswith("UN") for line in r.stdout.splitlines()) if r.returncode == 0 else 0
-
-
-def connect(node, whitelist):
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(whitelist))
-    cluster = Cluster([node.listen_address], port=node.native_port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    return cluster, cluster.connect()
+from cluster_helpers import connect, start_ring, up_count, wait_until
+from sibyl_node import run_sibyl
 
 
 @pytest.fixture(scope="module")
 def ring(tmp_path_factory):
-    native, storage = free_port("127.0.0.1"), free_port("127.0.0.1")
     # A short hint window (cassandra.yaml's max_hint_window) for the hint window test.
     config = tmp_path_factory.mktemp("conf") / "sibyl.yaml"
     config.write_text("max_hint_window: 3s\n")
-    nodes = [
-        Node(name=f"s{i}", listen_address=f"127.0.0.{i}", native_port=native, storage_port=storage, seeds="127.0.0.1",
-             extra_args=["--config", str(config)])
-        for i in (1, 2, 3)
-    ]
-    for n in nodes:
-        n.start()
-    wait_until(lambda: all(up_count(n) == 3 for n in nodes), what="three nodes up everywhere")
+    nodes = start_ring("s", extra_args=["--config", str(config)])
     yield nodes
     for n in nodes:
         n.cleanup(remove=True)

@@ -4,13 +4,12 @@
 //! replaces the lock with Paxos without changing these results.
 
 use std::cmp::Ordering;
-use std::ops::Bound;
 
 use bytes::Bytes;
 use sibyl_cql::ast::{ColumnTarget, Condition, Conditions, Operator, Term};
 use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
-use sibyl_storage::model::{Mutation, PartitionKey, Slice};
-use sibyl_types::{clustering, split_collection, split_map, split_tuple, CqlType, Value};
+use sibyl_storage::model::{Mutation, PartitionKey};
+use sibyl_types::{split_collection, split_map, split_tuple, CqlType, Value};
 
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::rows::{materialize, RowData};
@@ -60,19 +59,7 @@ fn current_row(
     ck: &Bytes,
     now_secs: i64,
 ) -> QueryResult<Option<RowData>> {
-    let ranges = if ck.is_empty() {
-        vec![(Bound::Unbounded, Bound::Unbounded)]
-    } else {
-        vec![(
-            Bound::Included(ck.clone()),
-            Bound::Excluded(Bytes::from(clustering::prefix_end(ck))),
-        )]
-    };
-    let slice = Slice {
-        ranges,
-        reversed: false,
-        limit: Some(1),
-    };
+    let slice = crate::data::one_row(ck);
     let Some(view) = data.read(table.id, key, &slice, now_secs)? else {
         return Ok(None);
     };

@@ -6,14 +6,11 @@
 //! increments through different coordinators never overwrite each other, and replicas merge
 //! shards by last-write-wins on the clock.
 
-use std::ops::Bound;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sibyl_cluster::messaging;
 use sibyl_cluster::ring::Replication;
-use sibyl_storage::model::{Cell, ColumnData, ColumnView, Mutation, RowUpdate, RowView, Slice};
-use sibyl_types::clustering;
+use sibyl_storage::model::{Cell, ColumnData, ColumnView, Mutation, RowUpdate, RowView};
 
 use crate::coordinator::{block_for, unavailable};
 use crate::error::{QueryError, QueryResult};
@@ -167,19 +164,7 @@ fn current_row(
     ck: &Bytes,
     statics: bool,
 ) -> QueryResult<Option<RowView>> {
-    let ranges = if ck.is_empty() {
-        vec![(Bound::Unbounded, Bound::Unbounded)]
-    } else {
-        vec![(
-            Bound::Included(ck.clone()),
-            Bound::Excluded(Bytes::from(clustering::prefix_end(ck))),
-        )]
-    };
-    let slice = Slice {
-        ranges,
-        reversed: false,
-        limit: Some(1),
-    };
+    let slice = crate::data::one_row(ck);
     let now_secs = sibyl_types::timeuuid::micros_now() / 1_000_000;
     let Some(view) = node
         .engine

@@ -9,6 +9,24 @@ use sibyl_storage::model::{PartitionKey, PartitionView, Slice, TableId};
 
 use crate::error::{QueryError, QueryResult};
 
+/// The slice holding just the row with encoded clustering `ck` (for a table without
+/// clustering columns, `ck` is empty and the partition's only row is meant).
+pub fn one_row(ck: &bytes::Bytes) -> Slice {
+    let ranges = if ck.is_empty() {
+        vec![(Bound::Unbounded, Bound::Unbounded)]
+    } else {
+        vec![(
+            Bound::Included(ck.clone()),
+            Bound::Excluded(bytes::Bytes::from(sibyl_types::clustering::prefix_end(ck))),
+        )]
+    };
+    Slice {
+        ranges,
+        reversed: false,
+        limit: Some(1),
+    }
+}
+
 /// What an index is asked for: rows whose indexed value matches, or rows near a vector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum IndexLookup {
