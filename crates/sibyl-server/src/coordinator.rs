@@ -30,6 +30,7 @@ pub const VERB_SCHEMA_PUSH: u16 = 4;
 pub const VERB_SCHEMA_PULL: u16 = 5;
 pub const VERB_INDEX_SEARCH: u16 = 6;
 pub const VERB_TRUNCATE: u16 = 11;
+pub const VERB_READ_DIGEST: u16 = 16;
 
 /// How long a read waits for a replica before asking one more.
 const SPECULATIVE_RETRY: Duration = Duration::from_millis(100);
@@ -493,64 +494,46 @@ impl DataSource for CoordinatedRead<'_> {
             now_secs,
         };
         let payload = messaging::encode(&req);
-        let timeout = c.read_timeout;
         let consistency = self.consistency;
-        let raws: Vec<(Uuid, Option<Mutation>)> = c.runtime.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            let ask = |set: &mut tokio::task::JoinSet<_>, id: Uuid| {
-                if id == c.local_id {
-                    let r = self
-                        .node
-                        .engine
-                        .read_raw(table, key, slice, now_secs)
-                        .map_err(|e| e.to_string());
-                    set.spawn(async move { (id, r) });
-                } else if let Some(addr) = c.addr_of(&ring, id) {
-                    let msg = c.messaging.clone();
-                    let payload = payload.clone();
-                    set.spawn(async move {
-                        let r = match msg.request(addr, VERB_READ_RAW, payload, timeout).await {
-                            Ok(b) => {
-                                messaging::decode::<Option<Mutation>>(&b).map_err(|e| e.to_string())
-                            }
-                            Err(e) => Err(e.to_string()),
-                        };
-                        (id, r)
-                    });
+        // Data from one replica and digests from the others: when they all agree (the common
+        // case) nothing more travels; otherwise every contacted replica sends its data.
+        if need > 1 {
+            let replies = c.runtime.block_on(self.gather(
+                &ring, &alive, need, &payload, table, key, slice, now_secs, true,
+            ));
+            let data = replies.iter().find_map(|(_, r)| match r {
+                Reply::Data(m) => Some(m),
+                Reply::Digest(_) => None,
+            });
+            if let (Some(data), true) = (data, replies.len() >= need) {
+                let d = digest(data);
+                if replies.iter().all(|(_, r)| match r {
+                    Reply::Digest(x) => *x == d,
+                    Reply::Data(_) => true,
+                }) {
+                    let parts: Vec<Mutation> = data.iter().cloned().collect();
+                    return Ok(sibyl_storage::resolve(key, &parts, slice, now_secs));
                 }
-            };
-            let (first, spare) = alive.split_at(need.min(alive.len()));
-            for id in first {
-                ask(&mut set, *id);
+            } else if replies.len() < need {
+                return Err(QueryError::ReadTimeout {
+                    consistency,
+                    received: replies.len() as i32,
+                    block_for: need as i32,
+                    data_present: data.is_some_and(|m| m.is_some()),
+                });
             }
-            let mut spare = spare.iter();
-            let deadline = tokio::time::Instant::now() + timeout;
-            // Speculative retry: a replica slower than this (or dead but not yet convicted by
-            // the failure detector) is backed up by one more replica.
-            let mut speculate_at = tokio::time::Instant::now() + SPECULATIVE_RETRY;
-            let mut out = vec![];
-            while out.len() < need {
-                let until = speculate_at.min(deadline);
-                match tokio::time::timeout_at(until, set.join_next()).await {
-                    Ok(Some(Ok((id, Ok(m))))) => out.push((id, m)),
-                    Ok(Some(_)) => match spare.next() {
-                        Some(id) => ask(&mut set, *id),
-                        None if set.is_empty() => break,
-                        None => {}
-                    },
-                    Ok(None) => break,
-                    Err(_) if until == deadline => break,
-                    Err(_) => {
-                        if let Some(id) = spare.next() {
-                            ask(&mut set, *id);
-                        }
-                        speculate_at = deadline;
-                    }
-                }
-            }
-            set.detach_all();
-            out
-        });
+        }
+        let raws: Vec<(Uuid, Option<Mutation>)> = c
+            .runtime
+            .block_on(self.gather(
+                &ring, &alive, need, &payload, table, key, slice, now_secs, false,
+            ))
+            .into_iter()
+            .filter_map(|(id, r)| match r {
+                Reply::Data(m) => Some((id, m)),
+                Reply::Digest(_) => None,
+            })
+            .collect();
         if raws.len() < need {
             return Err(QueryError::ReadTimeout {
                 consistency,
@@ -754,7 +737,116 @@ impl DataSource for CoordinatedRead<'_> {
     }
 }
 
+/// A replica's answer to a read: its data, or only a digest of it.
+enum Reply {
+    Data(Option<Mutation>),
+    Digest([u8; 16]),
+}
+
+/// The digest replicas compare: MD5 of the data as it travels.
+fn digest(data: &Option<Mutation>) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    Md5::digest(messaging::encode(data)).into()
+}
+
 impl CoordinatedRead<'_> {
+    /// Asks `need` of the `alive` replicas (the first for data, the others for digests when
+    /// `digests`; all for data otherwise), backing a slow or failed one up with a spare
+    /// replica; returns the answers received before the read timeout.
+    #[allow(clippy::too_many_arguments)]
+    async fn gather(
+        &self,
+        ring: &TokenRing,
+        alive: &[Uuid],
+        need: usize,
+        payload: &Bytes,
+        table: TableId,
+        key: &PartitionKey,
+        slice: &Slice,
+        now_secs: i64,
+        digests: bool,
+    ) -> Vec<(Uuid, Reply)> {
+        let c = self.cluster;
+        let timeout = c.read_timeout;
+        let mut set = tokio::task::JoinSet::new();
+        let ask = |set: &mut tokio::task::JoinSet<_>, id: Uuid, data: bool| {
+            if id == c.local_id {
+                let r = self
+                    .node
+                    .engine
+                    .read_raw(table, key, slice, now_secs)
+                    .map_err(|e| e.to_string())
+                    .map(|m| {
+                        if data {
+                            Reply::Data(m)
+                        } else {
+                            Reply::Digest(digest(&m))
+                        }
+                    });
+                set.spawn(async move { (id, data, r) });
+            } else if let Some(addr) = c.addr_of(ring, id) {
+                let msg = c.messaging.clone();
+                let payload = payload.clone();
+                let verb = if data {
+                    VERB_READ_RAW
+                } else {
+                    VERB_READ_DIGEST
+                };
+                set.spawn(async move {
+                    let r = match msg.request(addr, verb, payload, timeout).await {
+                        Ok(b) if data => messaging::decode::<Option<Mutation>>(&b)
+                            .map(Reply::Data)
+                            .map_err(|e| e.to_string()),
+                        Ok(b) => messaging::decode::<[u8; 16]>(&b)
+                            .map(Reply::Digest)
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (id, data, r)
+                });
+            }
+        };
+        let (first, spare) = alive.split_at(need.min(alive.len()));
+        for (i, id) in first.iter().enumerate() {
+            ask(&mut set, *id, !digests || i == 0);
+        }
+        let mut spare = spare.iter();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Speculative retry: a replica slower than this (or dead but not yet convicted by the
+        // failure detector) is backed up by one more replica.
+        let mut speculate_at = tokio::time::Instant::now() + SPECULATIVE_RETRY;
+        let mut out: Vec<(Uuid, Reply)> = vec![];
+        let mut has_data = false;
+        while out.len() < need || !has_data {
+            let until = speculate_at.min(deadline);
+            match tokio::time::timeout_at(until, set.join_next()).await {
+                Ok(Some(Ok((id, _, Ok(r))))) => {
+                    has_data |= matches!(r, Reply::Data(_));
+                    out.push((id, r));
+                }
+                Ok(Some(failed)) => {
+                    // A failed data request is replaced by a data request.
+                    let data = failed.map(|(_, d, _)| d).unwrap_or(true);
+                    match spare.next() {
+                        Some(id) => ask(&mut set, *id, data),
+                        None if set.is_empty() => break,
+                        None => {}
+                    }
+                }
+                Ok(None) => break,
+                Err(_) if until == deadline => break,
+                Err(_) => {
+                    if let Some(id) = spare.next() {
+                        ask(&mut set, *id, !has_data);
+                    }
+                    speculate_at = deadline;
+                }
+            }
+        }
+        set.detach_all();
+        out
+    }
+
     fn repair(&self, id: Uuid, merged: &Mutation, ring: &TokenRing) {
         let c = self.cluster;
         if id == c.local_id {
@@ -792,6 +884,14 @@ pub async fn handle(node: Arc<Node>, verb: u16, payload: Bytes) -> Result<Bytes,
                 .read_raw(r.table, &r.key, &r.slice, r.now_secs)
                 .map_err(|e| e.to_string())?;
             Ok(messaging::encode(&m))
+        }
+        VERB_READ_DIGEST => {
+            let r: ReadRawRequest = messaging::decode(&payload).map_err(err)?;
+            let m = node
+                .engine
+                .read_raw(r.table, &r.key, &r.slice, r.now_secs)
+                .map_err(|e| e.to_string())?;
+            Ok(messaging::encode(&digest(&m)))
         }
         VERB_SCAN => {
             let r: ScanRequest = messaging::decode(&payload).map_err(err)?;
