@@ -366,7 +366,11 @@ fn run_request(shared: &Shared, frame: Frame) -> Frame {
                     schema_change: None,
                 })
         }
-        Request::Execute { id, params, .. } => node.execute(&mut session, id, params),
+        Request::Execute {
+            id,
+            result_metadata_id,
+            params,
+        } => node.execute_with_metadata_id(&mut session, id, result_metadata_id.as_ref(), params),
         Request::Batch(b) => node.batch(&mut session, b),
         _ => Err(QueryError::Protocol(format!(
             "Unexpected message {:#04x}",

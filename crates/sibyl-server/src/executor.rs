@@ -282,13 +282,15 @@ impl<'a> Binder<'a> {
         match t {
             ColumnTarget::Column(_) => {}
             ColumnTarget::Element(c, k) => {
-                let kt = match self.column_type(c).unfrozen() {
-                    CqlType::Map(k, _) => (**k).clone(),
-                    CqlType::Set(e) => (**e).clone(),
-                    _ => CqlType::Int,
+                // Cassandra's spec names: key(m) for a map key, idx(l) for a list index,
+                // value(s) for a set element.
+                let (label, kt) = match self.column_type(c).unfrozen() {
+                    CqlType::Map(k, _) => ("key", (**k).clone()),
+                    CqlType::Set(e) => ("value", (**e).clone()),
+                    _ => ("idx", CqlType::Int),
                 };
                 let c = c.clone();
-                self.term(k, &format!("key({c})"), &kt);
+                self.term(k, &format!("{label}({c})"), &kt);
             }
             ColumnTarget::Field(..) => {}
         }
@@ -316,9 +318,9 @@ impl<'a> Binder<'a> {
                     },
                 };
                 let name = match &cond.target {
-                    ColumnTarget::Column(c)
-                    | ColumnTarget::Element(c, _)
-                    | ColumnTarget::Field(c, _) => c.clone(),
+                    ColumnTarget::Column(c) => c.clone(),
+                    ColumnTarget::Element(c, _) => format!("value({c})"),
+                    ColumnTarget::Field(c, f) => format!("{c}.{f}"),
                 };
                 if cond.op == Operator::In {
                     if let Term::Tuple(items) = &mut cond.rhs {
@@ -686,14 +688,29 @@ impl Node {
         }
         let id = statement_id(keyspace.as_deref(), query);
         let p = self.analyse(keyspace.as_deref(), query, id)?;
-        self.execute_prepared(session, &p, params, false)
+        self.execute_prepared(session, &p, params, None)
     }
 
-    /// EXECUTE of a prepared statement id.
+    /// EXECUTE of a prepared statement id (no v5 result metadata id to compare).
+    #[allow(dead_code)]
     pub fn execute(
         &self,
         session: &mut Session,
         id: &Bytes,
+        params: &QueryParams,
+    ) -> QueryResult<Outcome> {
+        self.execute_with_metadata_id(session, id, None, params)
+    }
+
+    /// EXECUTE of a prepared statement id with the v5 result_metadata_id the client holds:
+    /// when it is not the id of the rows' metadata, the ROWS carry the full metadata with
+    /// METADATA_CHANGED and the new id (even if the client asked to skip metadata), as
+    /// Cassandra does.
+    pub fn execute_with_metadata_id(
+        &self,
+        session: &mut Session,
+        id: &Bytes,
+        result_metadata_id: Option<&Bytes>,
         params: &QueryParams,
     ) -> QueryResult<Outcome> {
         let p = self
@@ -702,15 +719,16 @@ impl Node {
             .get(id)
             .cloned()
             .ok_or_else(|| QueryError::Unprepared(id.clone()))?;
-        self.execute_prepared(session, &p, params, true)
+        self.execute_prepared(session, &p, params, Some(result_metadata_id))
     }
 
+    /// `prepared`: None for a QUERY; for an EXECUTE, the client's result metadata id (v5).
     fn execute_prepared(
         &self,
         session: &mut Session,
         p: &PreparedStmt,
         params: &QueryParams,
-        prepared: bool,
+        prepared: Option<Option<&Bytes>>,
     ) -> QueryResult<Outcome> {
         let binds = Self::bind_values(p, &params.values)?;
         let now_micros = sibyl_types::timeuuid::micros_now();
@@ -759,8 +777,16 @@ impl Node {
                     virtual_rows,
                 };
                 let mut rows: Rows = select::execute(&table, s, &ctx, rc)?;
-                if prepared && params.skip_metadata {
-                    rows.metadata.no_metadata = true;
+                if let Some(client_id) = prepared {
+                    let current = metadata_id(&rows.metadata.columns);
+                    match client_id {
+                        Some(client_id) if *client_id != current => {
+                            rows.metadata.no_metadata = false;
+                            rows.metadata.new_metadata_id = Some(current);
+                        }
+                        _ if params.skip_metadata => rows.metadata.no_metadata = true,
+                        _ => {}
+                    }
                 }
                 Ok(Outcome::body(ResultBody::Rows(rows)))
             }

@@ -711,6 +711,18 @@ struct PagingState {
     clustering: Option<Vec<u8>>,
     /// Rows still allowed by LIMIT.
     remaining: Option<u64>,
+    /// Rows already returned from the partition of `key` (for PER PARTITION LIMIT).
+    #[serde(default)]
+    emitted: u64,
+}
+
+/// Where a paged GROUP BY query resumes: pages count groups, as Cassandra's group-by pager.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct GroupPagingState {
+    /// Groups already returned.
+    done: u64,
+    /// GROUP BY column values of the last group returned.
+    last: Vec<Option<Vec<u8>>>,
 }
 
 pub struct ReadContext<'a> {
@@ -830,9 +842,23 @@ pub fn execute(
         return ann::execute(table, st, ctx, rc);
     }
     let sel = crate::selection::compile(table, st, ctx)?;
-    let limit = limit_value(&st.limit, "[limit]", ctx)?;
-    let per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
+    let user_limit = limit_value(&st.limit, "[limit]", ctx)?;
+    let user_per_partition = limit_value(&st.per_partition_limit, "[per_partition_limit]", ctx)?;
     let aggregate = sel.is_aggregate() || !st.group_by.is_empty();
+    // Aggregates read every row: LIMIT and PER PARTITION LIMIT count result rows (groups).
+    let (limit, per_partition) = if aggregate {
+        (None, None)
+    } else {
+        (user_limit, user_per_partition)
+    };
+    if !st.order_by.is_empty()
+        && rc
+            .page_size
+            .is_some_and(|p| p > 0 && user_limit.is_none_or(|l| l > p as u64))
+        && partition_key_in(table, st)
+    {
+        return invalid("Cannot page queries with both ORDER BY and a IN restriction on the partition key; you must either remove the ORDER BY or the IN and sort client side, or disable paging for this query");
+    }
     let mut state: Option<PagingState> = match &rc.paging_state {
         Some(b) if !b.is_empty() && !aggregate => Some(
             serde_json::from_slice(b)
@@ -886,6 +912,10 @@ pub fn execute(
     }
 
     let p = plan(table, st, ctx)?;
+    if p.sort_across_partitions {
+        // ORDER BY across IN partitions: every row is read, sorted, then cut to the LIMIT.
+        remaining = None;
+    }
     let page_cap = page_size.map(|p| p as u64);
     let want = |out_len: usize, remaining: Option<u64>| -> Option<u64> {
         let by_page = page_cap.map(|p| p.saturating_sub(out_len as u64));
@@ -940,14 +970,18 @@ pub fn execute(
     };
 
     // Reads one partition's rows into `out`; returns false when the page or limit is full.
+    // `already`: rows returned from this partition by earlier pages; `last_emitted`: rows
+    // returned from the partition of the last row in `out`.
     let take_partition = |view: PartitionView,
                           resume: Option<&Vec<u8>>,
+                          already: u64,
                           out: &mut Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
                           remaining: &mut Option<u64>,
-                          next_state: &mut Option<PagingState>|
+                          next_state: &mut Option<PagingState>,
+                          last_emitted: &mut u64|
      -> QueryResult<bool> {
         let pk_parts = partition_key_parts(table, &view.key.key)?;
-        let mut emitted_in_partition = 0u64;
+        let mut emitted_in_partition = already;
         let static_only =
             view.rows.is_empty()
                 && view.static_row.is_some()
@@ -985,20 +1019,24 @@ pub fn execute(
                     token: key.token,
                     clustering: ck.clone(),
                     remaining: *remaining,
+                    emitted: *last_emitted,
                 });
                 return Ok(false);
             }
             *remaining = remaining.map(|r| r - 1);
             emitted_in_partition += 1;
+            *last_emitted = emitted_in_partition;
             out.push((row, ck, view.key.clone()));
         }
         Ok(true)
     };
 
+    let mut last_emitted = 0u64;
     match &p.partitions {
         Partitions::Keys(keys) => {
             let mut start = 0;
             let mut resume: Option<Vec<u8>> = None;
+            let mut already = 0;
             if let Some(s) = state.take() {
                 let pos = keys
                     .iter()
@@ -1007,6 +1045,7 @@ pub fn execute(
                     (Some(i), Some(c)) => {
                         start = i;
                         resume = Some(c);
+                        already = s.emitted;
                     }
                     (Some(i), None) => start = i + 1,
                     (None, _) => start = keys.len(),
@@ -1014,12 +1053,24 @@ pub fn execute(
             }
             for (n, k) in keys.iter().enumerate().skip(start) {
                 let pk = partition_key_of(k);
-                let r = if n == start { resume.as_ref() } else { None };
+                let (r, already) = if n == start {
+                    (resume.as_ref(), already)
+                } else {
+                    (None, 0)
+                };
                 let slice = slice_for(r, want(out.len(), remaining).map(|w| w + 1));
                 let Some(view) = rc.data.read(table.id, &pk, &slice, rc.now_secs)? else {
                     continue;
                 };
-                if !take_partition(view, r, &mut out, &mut remaining, &mut next_state)? {
+                if !take_partition(
+                    view,
+                    r,
+                    already,
+                    &mut out,
+                    &mut remaining,
+                    &mut next_state,
+                    &mut last_emitted,
+                )? {
                     break;
                 }
                 if remaining == Some(0) {
@@ -1054,9 +1105,11 @@ pub fn execute(
                         done = !take_partition(
                             view,
                             Some(&c),
+                            s.emitted,
                             &mut out,
                             &mut remaining,
                             &mut next_state,
+                            &mut last_emitted,
                         )? || remaining == Some(0);
                     }
                 }
@@ -1071,8 +1124,15 @@ pub fn execute(
                 let n = views.len();
                 for view in views {
                     let key = view.key.clone();
-                    if !take_partition(view, None, &mut out, &mut remaining, &mut next_state)?
-                        || remaining == Some(0)
+                    if !take_partition(
+                        view,
+                        None,
+                        0,
+                        &mut out,
+                        &mut remaining,
+                        &mut next_state,
+                        &mut last_emitted,
+                    )? || remaining == Some(0)
                     {
                         done = true;
                         break;
@@ -1104,6 +1164,7 @@ pub fn execute(
         for group in by_partition(&candidates) {
             let key = group[0].partition.clone();
             let mut resume: Option<Vec<u8>> = None;
+            let mut already = 0;
             if let Some(s) = &resume_at {
                 let last = PartitionKey {
                     token: s.token,
@@ -1114,6 +1175,7 @@ pub fn execute(
                 }
                 if key == last {
                     resume = s.clustering.clone();
+                    already = s.emitted;
                 }
             }
             let slice = if whole_partition(table, group.iter()) {
@@ -1136,9 +1198,11 @@ pub fn execute(
             if !take_partition(
                 view,
                 resume.as_ref(),
+                already,
                 &mut out,
                 &mut remaining,
                 &mut next_state,
+                &mut last_emitted,
             )? || remaining == Some(0)
             {
                 break;
@@ -1169,11 +1233,136 @@ pub fn execute(
                     token: key.token,
                     clustering: if st.distinct { None } else { ck.clone() },
                     remaining,
+                    emitted: last_emitted,
                 });
             }
         }
     }
+    if aggregate && !st.group_by.is_empty() {
+        let groups = GroupPaging {
+            limit: user_limit,
+            per_partition: user_per_partition,
+            page_size: rc.page_size.filter(|p| *p > 0),
+            state: match &rc.paging_state {
+                Some(b) if !b.is_empty() => Some(serde_json::from_slice(b).map_err(|_| {
+                    QueryError::Protocol("Invalid value for the paging state".into())
+                })?),
+                _ => None,
+            },
+        };
+        return finish_groups(table, st, &sel, out, groups, ctx);
+    }
     finish(table, st, &sel, out, next_state, ctx)
+}
+
+/// Whether a partition key column is restricted by IN (Cassandra's keyIsInRelation).
+fn partition_key_in(table: &Table, st: &SelectStatement) -> bool {
+    st.where_clause.iter().any(|r| {
+        r.op == Operator::In
+            && match &r.lhs {
+                RelationLhs::Column(c) => column_of(table, c)
+                    .is_ok_and(|i| table.columns[i].kind == ColumnKind::PartitionKey),
+                RelationLhs::Columns(cs) => cs.iter().any(|c| {
+                    column_of(table, c)
+                        .is_ok_and(|i| table.columns[i].kind == ColumnKind::PartitionKey)
+                }),
+                _ => false,
+            }
+    })
+}
+
+struct GroupPaging {
+    limit: Option<u64>,
+    per_partition: Option<u64>,
+    page_size: Option<usize>,
+    state: Option<GroupPagingState>,
+}
+
+/// GROUP BY results: LIMIT counts groups, PER PARTITION LIMIT groups per partition, and a page
+/// holds at most page-size groups, resuming after the last group returned.
+fn finish_groups(
+    table: &Table,
+    st: &SelectStatement,
+    sel: &Selection,
+    out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
+    g: GroupPaging,
+    ctx: &EvalCtx,
+) -> QueryResult<Rows> {
+    let group_by = crate::selection::group_by_columns(table, st)?;
+    let key_of = |r: &RowData| -> Vec<Option<Vec<u8>>> {
+        group_by
+            .iter()
+            .map(|&c| r.values[c].as_ref().map(|b| b.to_vec()))
+            .collect()
+    };
+    // Consecutive rows with equal GROUP BY columns form a group (rows are in primary key order).
+    let mut groups: Vec<std::ops::Range<usize>> = vec![];
+    let mut per_partition_count = 0u64;
+    let mut start = 0;
+    while start < out.len() {
+        let mut end = start + 1;
+        while end < out.len()
+            && group_by
+                .iter()
+                .all(|&c| out[end].0.values[c] == out[start].0.values[c])
+        {
+            end += 1;
+        }
+        let same_partition = groups
+            .last()
+            .is_some_and(|prev| out[prev.start].2 == out[start].2);
+        per_partition_count = if same_partition {
+            per_partition_count + 1
+        } else {
+            1
+        };
+        if g.per_partition.is_none_or(|pp| per_partition_count <= pp) {
+            groups.push(start..end);
+        }
+        start = end;
+    }
+    if let Some(l) = g.limit {
+        groups.truncate(l as usize);
+    }
+    let skip = match &g.state {
+        Some(s) => groups
+            .iter()
+            .position(|r| key_of(&out[r.start].0) == s.last)
+            .map_or(s.done as usize, |i| i + 1),
+        None => 0,
+    };
+    let skip = skip.min(groups.len());
+    let take = g
+        .page_size
+        .map_or(groups.len() - skip, |p| p.min(groups.len() - skip));
+    let next = (skip + take < groups.len()).then(|| GroupPagingState {
+        done: (skip + take) as u64,
+        last: key_of(&out[groups[skip + take - 1].start].0),
+    });
+    let mut keep = vec![false; out.len()];
+    for r in &groups[skip..skip + take] {
+        keep[r.clone()].iter_mut().for_each(|k| *k = true);
+    }
+    let rows: Vec<(RowData, PartitionKey)> = out
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|((r, _, key), _)| (r, key))
+        .collect();
+    let now_secs = ctx.now_micros.div_euclid(1_000_000);
+    let mut w = RowsWriter::new();
+    sel.write_rows(&rows, &group_by, now_secs, st.json, &mut w)?;
+    let (row_count, content) = w.finish();
+    Ok(Rows {
+        metadata: RowsMetadata {
+            columns: result_specs(table, st, sel.columns.clone()),
+            paging_state: next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default())),
+            no_metadata: false,
+            new_metadata_id: None,
+        },
+        row_count,
+        content,
+    })
 }
 
 trait MapTokenExcluded {
