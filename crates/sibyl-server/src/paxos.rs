@@ -332,7 +332,9 @@ impl Round<'_> {
                 .iter()
                 .filter(|(_, b)| messaging::decode::<bool>(b).unwrap_or(false))
                 .count();
-            yes >= need || total - (a.len() - yes) < need
+            // Every vote counts: a replica that has not answered yet may still accept, and a
+            // proposal some replica accepted is not "refused" (the model check found this).
+            yes >= need || a.len() == total
         });
         let yes = answers
             .iter()
@@ -341,9 +343,9 @@ impl Round<'_> {
         if yes >= need {
             return Ok(Accepted::Yes);
         }
-        // Refused by enough replicas that no quorum can accept, and accepted by none: nothing
-        // of this proposal can survive, so a retry with a higher ballot is safe.
-        if yes == 0 && total - answers.len() < need {
+        // Refused by every replica: nothing of this proposal can survive, so a retry with a
+        // higher ballot is safe.
+        if yes == 0 && answers.len() == total {
             return Ok(Accepted::Refused);
         }
         // An empty proposal changes no data, so a partial acceptance is harmless: a newer
