@@ -24,8 +24,6 @@ pub const VERB_BATCH_REMOVE: u16 = 14;
 #[derive(Serialize, Deserialize)]
 pub struct Entry {
     pub id: Uuid,
-    /// When the coordinator wrote it (microseconds): replay waits for it to be old enough.
-    pub written_micros: i64,
     /// The keyspace of each mutation, for its replication at replay.
     pub mutations: Vec<(String, Mutation)>,
 }
@@ -61,9 +59,9 @@ impl Batchlog {
         let _ = std::fs::remove_file(self.path(id));
     }
 
-    /// Every intact stored entry (damaged files are dropped: their coordinator saw the store
-    /// fail or never finished writing it).
-    pub fn entries(&self) -> Vec<Entry> {
+    /// Every intact entry stored before `stored_before` (younger files are not even read;
+    /// damaged ones are dropped: their coordinator saw the store fail or never finished it).
+    pub fn entries(&self, stored_before: std::time::SystemTime) -> Vec<Entry> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return vec![];
         };
@@ -71,6 +69,13 @@ impl Batchlog {
         for e in rd.filter_map(|e| e.ok()) {
             let path = e.path();
             if path.extension().and_then(|x| x.to_str()) != Some("batch") {
+                continue;
+            }
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_or(true, |t| t > stored_before);
+            if young {
                 continue;
             }
             let Ok(bytes) = std::fs::read(&path) else {
@@ -155,7 +160,6 @@ pub fn write_logged(
     }
     let entry = Entry {
         id: Uuid::new_v4(),
-        written_micros: sibyl_types::timeuuid::micros_now(),
         mutations,
     };
     let payload = messaging::encode(&entry);
@@ -196,11 +200,7 @@ pub fn write_logged(
         // Fault injection for the tests: die between the batchlog and the writes.
         std::process::abort();
     }
-    let mut by_keyspace: std::collections::BTreeMap<&str, Vec<Mutation>> = Default::default();
-    for (ks, m) in &entry.mutations {
-        by_keyspace.entry(ks).or_default().push(m.clone());
-    }
-    for (ks, ms) in by_keyspace {
+    for (ks, ms) in by_keyspace(&entry.mutations) {
         node.coordinate_write(ks, &ms, consistency, "BATCH")?;
     }
     // The batch is applied: its batchlog copies can go (a lost removal only means a replay of
@@ -222,18 +222,11 @@ pub fn write_logged(
 /// Replays batches whose coordinator did not remove them in time: their writes go to every
 /// replica (hints for the ones down); a batch that cannot be written is kept for next time.
 pub fn replay_due(node: &Node, write_timeout: Duration) -> usize {
-    let due_before = sibyl_types::timeuuid::micros_now() - 2 * write_timeout.as_micros() as i64;
+    let due_before = std::time::SystemTime::now() - 2 * write_timeout;
     let mut replayed = 0;
-    for entry in node.batchlog.entries() {
-        if entry.written_micros > due_before {
-            continue;
-        }
+    for entry in node.batchlog.entries(due_before) {
         let mut ok = true;
-        let mut by_keyspace: std::collections::BTreeMap<&str, Vec<Mutation>> = Default::default();
-        for (ks, m) in &entry.mutations {
-            by_keyspace.entry(ks).or_default().push(m.clone());
-        }
-        for (ks, ms) in by_keyspace {
+        for (ks, ms) in by_keyspace(&entry.mutations) {
             if node.schema().keyspaces.contains_key(ks) {
                 ok &= node.coordinate_write(ks, &ms, cl::ANY, "BATCH").is_ok();
             }
@@ -245,4 +238,15 @@ pub fn replay_due(node: &Node, write_timeout: Duration) -> usize {
         }
     }
     replayed
+}
+
+/// The batch's mutations grouped by keyspace (their replication differs).
+fn by_keyspace(
+    mutations: &[(String, Mutation)],
+) -> std::collections::BTreeMap<&str, Vec<Mutation>> {
+    let mut out: std::collections::BTreeMap<&str, Vec<Mutation>> = Default::default();
+    for (ks, m) in mutations {
+        out.entry(ks.as_str()).or_default().push(m.clone());
+    }
+    out
 }

@@ -1077,7 +1077,9 @@ impl Node {
                 data,
             }
         }
-        if !conditional && counters == 0 {
+        if !conditional {
+            // Counter updates are deltas: each partition's leader replica turns them into its
+            // own shard. Other writes go to the replicas as they are.
             let mut mutations = vec![];
             for (idx, item) in items.iter().enumerate() {
                 let ms = self.modification(
@@ -1085,6 +1087,12 @@ impl Node {
                     item.statement,
                     &wctx(item, timestamp, now_secs, source(idx)),
                 )?;
+                if counters > 0 {
+                    for m in ms {
+                        crate::counters::write(self, &item.table.keyspace, m, consistency)?;
+                    }
+                    continue;
+                }
                 if !item.table.indexes.is_empty() {
                     for m in &ms {
                         self.indexes.check_indexable(item.table.id, m)?;
@@ -1092,24 +1100,12 @@ impl Node {
                 }
                 mutations.extend(ms);
             }
-            self.apply(&mutations, consistency, write_type)?;
-            return Ok(Outcome::body(ResultBody::Void));
-        }
-        if counters > 0 {
-            // Deltas: each partition's leader replica turns them into its own shard.
-            for (idx, item) in items.iter().enumerate() {
-                let ms = self.modification(
-                    &item.table,
-                    item.statement,
-                    &wctx(item, timestamp, now_secs, source(idx)),
-                )?;
-                for m in ms {
-                    crate::counters::write(self, &item.table.keyspace, m, consistency)?;
-                }
+            if counters == 0 {
+                self.apply(&mutations, consistency, write_type)?;
             }
             return Ok(Outcome::body(ResultBody::Void));
         }
-        // Read-modify-write: lock the partitions first.
+        // A conditional statement or batch: one partition, read-modify-write.
         let mut keys = vec![];
         for (idx, item) in items.iter().enumerate() {
             let k = match item.statement {
@@ -1131,36 +1127,32 @@ impl Node {
             };
             keys.extend(k.into_iter().map(|k| (item.table.id, k)));
         }
-        if conditional {
-            let first = &keys[0];
-            if keys.iter().any(|k| k != first) {
-                return invalid(if batch.is_some() {
-                    "Batch with conditions cannot span multiple partitions"
-                } else {
-                    "IN on the partition key is not supported with conditional updates"
-                });
-            }
+        let first = &keys[0];
+        if keys.iter().any(|k| k != first) {
+            return invalid(if batch.is_some() {
+                "Batch with conditions cannot span multiple partitions"
+            } else {
+                "IN on the partition key is not supported with conditional updates"
+            });
         }
-        if conditional {
-            if let Some(cluster) = self.cluster() {
-                let rep = self.replication_of(&items[0].table.keyspace);
-                if rep != sibyl_cluster::ring::Replication::Local {
-                    return self.run_paxos(
-                        cluster,
-                        rep,
-                        items,
-                        &conditions,
-                        batch.is_some(),
-                        &keys[0].1,
-                        now_secs,
-                        (consistency, serial),
-                    );
-                }
+        if let Some(cluster) = self.cluster() {
+            let rep = self.replication_of(&items[0].table.keyspace);
+            if rep != sibyl_cluster::ring::Replication::Local {
+                return self.run_paxos(
+                    cluster,
+                    rep,
+                    items,
+                    &conditions,
+                    batch.is_some(),
+                    &keys[0].1,
+                    now_secs,
+                    (consistency, serial),
+                );
             }
         }
         let _guards = self.lock_partitions(&keys);
-        // Under the lock, writes take a fresh server timestamp (as Cassandra's counters and
-        // Paxos do), so a later read-modify-write always supersedes an earlier one.
+        // Under the lock, writes take a fresh server timestamp (as Paxos's ballots do), so a
+        // later conditional write always supersedes an earlier one.
         let timestamp = self.next_timestamp();
         let mut all = vec![];
         let mut per_item = vec![];
@@ -1172,10 +1164,6 @@ impl Node {
             )?;
             per_item.push(m.clone());
             all.extend(m);
-        }
-        if !conditional {
-            self.apply(&all, consistency, write_type)?;
-            return Ok(Outcome::body(ResultBody::Void));
         }
         let mut cas_items = vec![];
         for (i, item) in items.iter().enumerate() {
@@ -1257,7 +1245,7 @@ impl Node {
                     }
                     return Ok(Outcome::body(ResultBody::Rows(rows)));
                 }
-                crate::paxos::Accepted::Refused => round.backoff_after_refusal()?,
+                crate::paxos::Accepted::Refused => round.backoff()?,
             }
         }
     }

@@ -216,7 +216,9 @@ impl Round<'_> {
         answers
     }
 
-    fn backoff(&self) -> QueryResult<()> {
+    /// Waits a random while after losing to another ballot; a CAS timeout once the
+    /// contention timeout has passed.
+    pub fn backoff(&self) -> QueryResult<()> {
         if Instant::now() >= self.contention_deadline {
             return Err(self.cas_timeout(0));
         }
@@ -415,10 +417,6 @@ impl Round<'_> {
             value: None,
         })
     }
-
-    pub fn backoff_after_refusal(&mut self) -> QueryResult<()> {
-        self.backoff()
-    }
 }
 
 /// Serial read barrier: a Paxos round on the partition that finishes what is unfinished, so a
@@ -449,7 +447,7 @@ pub fn serial_barrier(
         let ballot = round.begin().map_err(as_read)?;
         match round.settle_empty(ballot).map_err(as_read)? {
             Accepted::Yes => return Ok(()),
-            Accepted::Refused => round.backoff_after_refusal().map_err(as_read)?,
+            Accepted::Refused => round.backoff().map_err(as_read)?,
         }
     }
 }
