@@ -20,8 +20,12 @@ use crate::node::Node;
 /// Requests in flight per connection before the reader stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 1024;
 
+/// Requests run inline before their answers are handed to the writer even if more are buffered.
+const INLINE_BATCH: usize = 64;
+
 enum Outgoing {
     Frame(Frame),
+    Frames(Vec<Frame>),
     SetCompression(Compression),
     EnableV5,
     /// Bytes already framed (protocol errors encoded by the reader's codec).
@@ -53,6 +57,7 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
             loop {
                 match next.take() {
                     Some(Outgoing::Frame(f)) => frames.push(f),
+                    Some(Outgoing::Frames(mut fs)) => frames.append(&mut fs),
                     Some(control) => {
                         if !frames.is_empty() {
                             codec.encode_batch(&frames, &mut out);
@@ -63,7 +68,7 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                             Outgoing::EnableV5 => codec.enable_v5_framing(),
                             Outgoing::Close => closing = true,
                             Outgoing::Raw(b) => out.extend_from_slice(&b),
-                            Outgoing::Frame(_) => unreachable!(),
+                            Outgoing::Frame(_) | Outgoing::Frames(_) => unreachable!(),
                         }
                     }
                     None => {}
@@ -107,6 +112,7 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut events_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut ready = false;
+    let mut answered: Vec<Frame> = Vec::new();
     'read: loop {
         loop {
             match codec.decode(&mut buf) {
@@ -120,6 +126,9 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                         | sibyl_protocol::opcode::REGISTER
                         | sibyl_protocol::opcode::AUTH_RESPONSE => {
                             // Connection-state requests run in order, on the reader.
+                            if send_answered(&mut answered, &tx).await.is_err() {
+                                break 'read;
+                            }
                             if frame.opcode == sibyl_protocol::opcode::STARTUP {
                                 ready = true;
                             }
@@ -142,6 +151,17 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                                     &err,
                                 )))
                                 .await;
+                        }
+                        _ if shared.node.cluster().is_none() => {
+                            // Alone in the ring nothing waits on the network, so the request
+                            // runs right here: no task per request, and the answers to everything
+                            // one read brought in leave in one message to the writer.
+                            answered.push(run_request(&shared, frame));
+                            if answered.len() >= INLINE_BATCH
+                                && send_answered(&mut answered, &tx).await.is_err()
+                            {
+                                break 'read;
+                            }
                         }
                         _ => {
                             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -172,6 +192,9 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    if send_answered(&mut answered, &tx).await.is_err() {
+                        break 'read;
+                    }
                     tracing::debug!("protocol error from client: {e}");
                     let mut out = BytesMut::new();
                     codec.encode_error(&e, &mut out);
@@ -184,6 +207,9 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                 }
             }
         }
+        if send_answered(&mut answered, &tx).await.is_err() {
+            break;
+        }
         match rd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -195,6 +221,14 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
     drop(shared);
     drop(tx);
     let _ = writer.await;
+}
+
+async fn send_answered(answered: &mut Vec<Frame>, tx: &mpsc::Sender<Outgoing>) -> Result<(), ()> {
+    if answered.is_empty() {
+        return Ok(());
+    }
+    let batch = std::mem::take(answered);
+    tx.send(Outgoing::Frames(batch)).await.map_err(|_| ())
 }
 
 fn response_frame(version: u8, stream: i16, response: Response, warnings: Vec<String>) -> Frame {

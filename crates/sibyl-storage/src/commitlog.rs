@@ -4,14 +4,20 @@
 //! `[u32 len][u32 crc32c(len bytes ++ payload)][payload]`. A torn or corrupt entry ends the
 //! replay of its segment. A segment is deleted once every table it holds data for has
 //! flushed past it.
+//!
+//! Segments are preallocated to their full size and memory-mapped (as Cassandra does): an
+//! append is a copy into the mapping, not a `write` system call, yet the entry is in the OS
+//! page cache when `append` returns, so a crash of the process loses nothing; only a crash of
+//! the machine can lose what was not synced yet (the sync modes bound that). The zeroed tail of
+//! a segment reads as its end (an entry length of 0).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use memmap2::MmapRaw;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::Result;
@@ -35,13 +41,18 @@ struct Segment {
 
 struct Active {
     id: u64,
-    file: Arc<File>,
+    map: Arc<MmapRaw>,
     offset: u64,
 }
 
 struct Inner {
     active: Active,
     segments: BTreeMap<u64, Segment>,
+    /// Segments closed since the last sync: a roll does not wait for their `msync`, the next
+    /// sync does it (before the active one's, so durable positions stay monotonic).
+    unsynced: Vec<Arc<MmapRaw>>,
+    /// A segment was created since the last sync, so the directory needs one too.
+    dir_dirty: bool,
 }
 
 struct SyncState {
@@ -125,23 +136,39 @@ pub fn replay_segment(dir: &Path, id: u64, mut f: impl FnMut(ClPos, &[u8])) -> R
     Ok(())
 }
 
+/// Copies `bytes` into the mapping at `at`. Callers hold the commit log's lock (or own the
+/// mapping alone, at creation), so no two writes overlap; syncs only `msync` the mapping.
+fn write_at(map: &MmapRaw, at: usize, bytes: &[u8]) {
+    assert!(
+        at + bytes.len() <= map.len(),
+        "commit log write past its segment"
+    );
+    // SAFETY: in bounds (checked above), the mapping lives as long as `map`, and writers are
+    // serialized as described; nothing holds a Rust reference into the mapped bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr().add(at), bytes.len()) }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
 }
 
-fn create_segment(dir: &Path, id: u64) -> Result<Arc<File>> {
-    let mut f = OpenOptions::new()
+/// Creates segment `id` of `size` bytes (sparse, so only what is written takes disk space)
+/// with its header written, and maps it. Nothing is synced: that is the sync's job, and a roll
+/// of the active segment must not stall the writers behind its lock.
+fn create_segment(dir: &Path, id: u64, size: u64) -> Result<Arc<MmapRaw>> {
+    let f = OpenOptions::new()
         .create_new(true)
+        .read(true)
         .write(true)
         .open(segment_path(dir, id))?;
-    let mut h = Vec::with_capacity(HEADER as usize);
-    h.extend_from_slice(MAGIC);
-    h.extend_from_slice(&id.to_le_bytes());
-    f.write_all(&h)?;
-    f.sync_all()?;
-    sync_dir(dir)?;
-    Ok(Arc::new(f))
+    f.set_len(size)?;
+    let map = MmapRaw::map_raw(&f)?;
+    let mut header = [0u8; HEADER as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&id.to_le_bytes());
+    write_at(&map, 0, &header);
+    Ok(Arc::new(map))
 }
 
 impl CommitLog {
@@ -159,7 +186,10 @@ impl CommitLog {
             .last()
             .map_or(min_id, |l| (*l + 1).max(min_id))
             .max(1);
-        let file = create_segment(dir, id)?;
+        let segment_size = segment_size.max(4096);
+        let map = create_segment(dir, id, segment_size)?;
+        map.flush()?;
+        sync_dir(dir)?;
         let mut segments = BTreeMap::new();
         for e in existing {
             // Old segments: held until the engine marks them replayed.
@@ -179,14 +209,16 @@ impl CommitLog {
         Ok(CommitLog {
             dir: dir.to_path_buf(),
             mode,
-            segment_size: segment_size.max(4096),
+            segment_size,
             inner: Mutex::new(Inner {
                 active: Active {
                     id,
-                    file,
+                    map,
                     offset: HEADER,
                 },
                 segments,
+                unsynced: Vec::new(),
+                dir_dirty: false,
             }),
             sync: Mutex::new(SyncState {
                 synced: ClPos {
@@ -203,42 +235,38 @@ impl CommitLog {
     /// Appends one entry; returns its end position.
     pub fn append(&self, table: TableId, payload: &[u8]) -> Result<ClPos> {
         let len = payload.len() as u32;
-        let mut entry = Vec::with_capacity(payload.len() + 8);
-        entry.extend_from_slice(&len.to_le_bytes());
         let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload);
-        entry.extend_from_slice(&crc.to_le_bytes());
-        entry.extend_from_slice(payload);
+        let entry_len = payload.len() as u64 + 8;
         let mut inner = self.inner.lock();
-        if inner.active.offset > HEADER
-            && inner.active.offset + entry.len() as u64 > self.segment_size
-        {
-            // Roll: make the old segment fully durable first so sync positions stay monotonic.
-            inner.active.file.sync_data()?;
+        if inner.active.offset + entry_len > inner.active.map.len() as u64 {
             let id = inner.active.id + 1;
-            let file = create_segment(&self.dir, id)?;
-            let old = inner.active.id;
-            inner.active = Active {
-                id,
-                file,
-                offset: HEADER,
-            };
+            // An entry larger than a segment gets a segment of its own size.
+            let size = self.segment_size.max(HEADER + entry_len);
+            let map = create_segment(&self.dir, id, size)?;
+            let old = std::mem::replace(
+                &mut inner.active,
+                Active {
+                    id,
+                    map,
+                    offset: HEADER,
+                },
+            );
+            inner.unsynced.push(old.map);
+            inner.dir_dirty = true;
             inner.segments.insert(
                 id,
                 Segment {
                     dirty: HashMap::new(),
                 },
             );
-            {
-                let mut s = self.sync.lock();
-                s.synced = s.synced.max(ClPos {
-                    segment: id,
-                    offset: HEADER,
-                });
-            }
-            self.release_clean(&mut inner, old);
+            self.release_clean(&mut inner, old.id);
         }
-        (&*inner.active.file).write_all(&entry)?;
-        inner.active.offset += entry.len() as u64;
+        let at = inner.active.offset as usize;
+        let map = &inner.active.map;
+        write_at(map, at, &len.to_le_bytes());
+        write_at(map, at + 4, &crc.to_le_bytes());
+        write_at(map, at + 8, payload);
+        inner.active.offset += entry_len;
         let pos = ClPos {
             segment: inner.active.id,
             offset: inner.active.offset,
@@ -296,17 +324,38 @@ impl CommitLog {
     }
 
     fn sync_now(&self) -> Result<ClPos> {
-        let (file, end) = {
-            let inner = self.inner.lock();
+        let (closed, map, end, dir_dirty) = {
+            let mut inner = self.inner.lock();
+            let dir_dirty = std::mem::take(&mut inner.dir_dirty);
             (
-                inner.active.file.clone(),
+                std::mem::take(&mut inner.unsynced),
+                inner.active.map.clone(),
                 ClPos {
                     segment: inner.active.id,
                     offset: inner.active.offset,
                 },
+                dir_dirty,
             )
         };
-        file.sync_data()?;
+        let synced = (|| -> Result<()> {
+            for m in &closed {
+                m.flush()?;
+            }
+            map.flush_range(0, end.offset as usize)?;
+            if dir_dirty {
+                sync_dir(&self.dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = synced {
+            // Leave the work for the next attempt.
+            let mut inner = self.inner.lock();
+            let mut rest = closed;
+            rest.append(&mut inner.unsynced);
+            inner.unsynced = rest;
+            inner.dir_dirty |= dir_dirty;
+            return Err(e);
+        }
         Ok(end)
     }
 

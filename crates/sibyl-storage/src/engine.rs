@@ -400,13 +400,19 @@ impl Engine {
         threads.push(
             std::thread::Builder::new()
                 .name("sibyl-flush".into())
-                .spawn(move || i.flush_loop())?,
+                .spawn(move || {
+                    lower_thread_priority(FLUSH_NICENESS);
+                    i.flush_loop()
+                })?,
         );
         let i = inner.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("sibyl-compaction".into())
-                .spawn(move || i.compaction_loop())?,
+                .spawn(move || {
+                    lower_thread_priority(COMPACTION_NICENESS);
+                    i.compaction_loop()
+                })?,
         );
         if let CommitlogSync::Periodic { period_ms } = inner.options.commitlog_sync {
             let i = inner.clone();
@@ -1304,4 +1310,23 @@ impl Inner {
         }
         sync_dir(&dest)
     }
+}
+
+/// Background work yields the CPU to requests when both want it (Cassandra runs compaction at
+/// the lowest thread priority too): requests keep their latency while flushes and compactions
+/// use what is left. Flushing is less deferrable than compacting, since writers wait on memtable
+/// space, so it stays closer to the requests' priority.
+const FLUSH_NICENESS: i32 = 4;
+const COMPACTION_NICENESS: i32 = 10;
+
+/// Raises the calling thread's nice value (on Linux, `setpriority` with `who = 0` applies to
+/// the calling thread only). Best effort: failure leaves the priority as it was.
+fn lower_thread_priority(niceness: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system call on the calling thread, no pointers involved.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, niceness);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = niceness;
 }
