@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::error::{Result, StorageError};
 use crate::model::{Cell, DeletionTime, LivenessInfo, PartitionKey, RangeTombstone};
 use crate::partition::{ColData, PartitionData, RowData};
+use crate::sorted_map::{RowMap, VecMap};
 
 #[derive(Default)]
 pub struct Enc {
@@ -266,7 +267,7 @@ impl<'a> Dec<'a> {
         let liveness = self.liveness()?;
         let deletion = self.deletion()?;
         let n = self.var()? as usize;
-        let mut columns = BTreeMap::new();
+        let mut columns = VecMap::new();
         for _ in 0..n {
             let name = self.bytes()?;
             let cd = match self.u8()? {
@@ -303,7 +304,7 @@ impl<'a> Dec<'a> {
         let range_tombstones = self.range_tombstones()?;
         let static_row = self.opt_row()?;
         let n = self.var()? as usize;
-        let mut rows = BTreeMap::new();
+        let mut rows = RowMap::new();
         for _ in 0..n {
             let c = self.bytes()?;
             rows.insert(c, self.row()?);

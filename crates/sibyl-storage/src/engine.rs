@@ -1134,11 +1134,8 @@ impl Inner {
                         active.push(i);
                     }
                 }
-                let purger = Purger {
-                    now,
-                    gc_before,
-                    max_purgeable_ts: self.max_purgeable(t, &key, &input_gens),
-                };
+                let max_purgeable = || self.max_purgeable(t, &key, &input_gens);
+                let purger = Purger::new(now, gc_before, &max_purgeable);
                 let coverage = header.compact_header(&purger);
                 let mut rows = Vec::with_capacity(active.len());
                 for &i in &active {

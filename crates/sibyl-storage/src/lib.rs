@@ -13,6 +13,7 @@ mod observer;
 mod options;
 pub mod partition;
 mod replica;
+pub mod sorted_map;
 mod sstable;
 
 pub use engine::{Engine, SSTableInfo};

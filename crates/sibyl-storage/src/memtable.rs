@@ -7,7 +7,7 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use crate::model::PartitionKey;
-use crate::partition::{btree_bytes, PartitionData, RowData};
+use crate::partition::PartitionData;
 
 pub struct Memtable {
     /// Unique within the process, so observers can tell memtables apart.
@@ -41,10 +41,9 @@ impl Memtable {
             .fetch_min(st.min_timestamp, Ordering::Relaxed);
         let mut added = data.estimated_size() as u64;
         let entry = self.map.get_or_insert_with(key.clone(), || {
-            // Skip-list node: key, value, tower of links, allocator overhead; the key bytes;
-            // the first node of the rows map (allocated at full capacity).
-            added += (btree_bytes::<RowData>(1)
-                + std::mem::size_of::<PartitionKey>()
+            // Skip-list node: key, value, tower of links, allocator overhead; the key bytes.
+            // (The rows' storage is in `data`'s estimate.)
+            added += (std::mem::size_of::<PartitionKey>()
                 + std::mem::size_of::<Mutex<PartitionData>>()
                 + 96
                 + key.key.len().next_multiple_of(16)
@@ -109,6 +108,8 @@ mod tests {
     use std::cell::Cell as StdCell;
 
     use bytes::Bytes;
+
+    use crate::partition::RowData;
 
     use super::*;
     use crate::model::{Cell, LivenessInfo};

@@ -6,6 +6,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use crate::sorted_map::{RowMap, VecMap};
+
 use crate::model::{
     Cell, ColumnData, ColumnView, DeletionTime, LiveCell, LivenessInfo, Mutation, PartitionKey,
     PartitionView, RangeTombstone, RowUpdate, RowView, Slice, TableId,
@@ -165,7 +167,7 @@ fn bytes_heap(b: &Bytes) -> usize {
 pub struct RowData {
     pub liveness: Option<LivenessInfo>,
     pub deletion: Option<DeletionTime>,
-    pub columns: BTreeMap<Bytes, ColData>,
+    pub columns: VecMap<Bytes, ColData>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -173,7 +175,7 @@ pub struct PartitionData {
     pub deletion: Option<DeletionTime>,
     pub range_tombstones: Vec<RangeTombstone>,
     pub static_row: Option<RowData>,
-    pub rows: BTreeMap<Bytes, RowData>,
+    pub rows: RowMap<Bytes, RowData>,
 }
 
 /// Min/max statistics collected over everything in a partition.
@@ -263,7 +265,7 @@ impl RowData {
         let mut r = RowData {
             liveness: u.liveness,
             deletion: u.deletion,
-            columns: BTreeMap::new(),
+            columns: VecMap::with_capacity(u.columns.len()),
         };
         for cd in &u.columns {
             let (name, data) = match cd {
@@ -323,10 +325,14 @@ impl RowData {
         self.liveness.is_none() && self.deletion.is_none() && self.columns.is_empty()
     }
 
-    /// Conservative estimate of the heap this row uses (memtable accounting): B-tree nodes
-    /// at their allocated capacity, `Bytes` payloads and shared headers, allocator overhead.
+    /// Conservative estimate of the heap this row uses (memtable accounting): the columns'
+    /// vector at its capacity, B-tree nodes at their allocated capacity, `Bytes` payloads and
+    /// shared headers, allocator overhead.
     pub fn estimated_size(&self) -> usize {
-        let mut s = btree_bytes::<ColData>(self.columns.len());
+        let mut s = match self.columns.capacity() {
+            0 => 0,
+            n => n * std::mem::size_of::<(Bytes, ColData)>() + MALLOC_OVERHEAD,
+        };
         for (n, c) in &self.columns {
             s += bytes_heap(n);
             match c {
@@ -463,17 +469,33 @@ impl RowData {
 }
 
 /// Decides what compaction may purge.
-pub struct Purger {
+pub struct Purger<'a> {
     pub now: i64,
     /// Tombstones whose local deletion time is before this may be purged...
     pub gc_before: i64,
     /// ...if their timestamp is below this (no older data may exist outside the compaction).
-    pub max_purgeable_ts: i64,
+    /// Finding it means probing every other SSTable's filter and the memtables, so it is
+    /// computed only for partitions that have a tombstone old enough to ask about.
+    max_purgeable_ts: std::cell::OnceCell<i64>,
+    max_purgeable: &'a dyn Fn() -> i64,
 }
 
-impl Purger {
+impl<'a> Purger<'a> {
+    pub fn new(now: i64, gc_before: i64, max_purgeable: &'a dyn Fn() -> i64) -> Self {
+        Purger {
+            now,
+            gc_before,
+            max_purgeable_ts: std::cell::OnceCell::new(),
+            max_purgeable,
+        }
+    }
+
     pub fn purgeable(&self, ts: i64, ldt: i64) -> bool {
-        ldt < self.gc_before && ts < self.max_purgeable_ts
+        ldt < self.gc_before
+            && ts
+                < *self
+                    .max_purgeable_ts
+                    .get_or_init(|| (self.max_purgeable)())
     }
 
     /// Returns false when the cell is to be dropped.
@@ -503,7 +525,7 @@ impl PartitionData {
             deletion: m.partition_deletion,
             range_tombstones: Vec::new(),
             static_row: m.static_row.as_ref().map(RowData::from_update),
-            rows: BTreeMap::new(),
+            rows: RowMap::new(),
         };
         for rt in &m.range_tombstones {
             p.add_range_tombstone(rt.clone());
@@ -568,12 +590,12 @@ impl PartitionData {
         max_rows: usize,
         reversed: bool,
     ) -> (PartitionData, Option<Bytes>) {
-        let mut rows = BTreeMap::new();
+        let mut rows = RowMap::new();
         let mut cut = None;
         let full = is_full_range(ranges);
         let all = [(Bound::Unbounded, Bound::Unbounded)];
         let ranges = if full { &all[..] } else { ranges };
-        let mut take = |c: &Bytes, r: &RowData, rows: &mut BTreeMap<Bytes, RowData>| -> bool {
+        let mut take = |c: &Bytes, r: &RowData, rows: &mut RowMap<Bytes, RowData>| -> bool {
             if rows.len() >= max_rows {
                 cut = if reversed {
                     rows.keys().next().cloned()
@@ -628,10 +650,9 @@ impl PartitionData {
         if let Some(r) = &self.static_row {
             s += std::mem::size_of::<RowData>() + r.estimated_size();
         }
+        s += self.rows.structure_bytes();
         for (c, r) in &self.rows {
-            s += bytes_heap(c)
-                + 2 * (std::mem::size_of::<Bytes>() + std::mem::size_of::<RowData>())
-                + r.estimated_size();
+            s += bytes_heap(c) + r.estimated_size();
         }
         s
     }
@@ -761,7 +782,7 @@ impl PartitionData {
     /// `limit`-th live row when the limit was reached.
     pub fn raw_slice(&self, slice: &Slice, now: i64) -> (PartitionData, Option<Bytes>) {
         let limit = slice.limit.unwrap_or(usize::MAX);
-        let mut rows = BTreeMap::new();
+        let mut rows = RowMap::new();
         let mut live = 0usize;
         let mut last = None;
         let ranges: Vec<&(Bound<Bytes>, Bound<Bytes>)> = if slice.reversed {
@@ -769,7 +790,7 @@ impl PartitionData {
         } else {
             slice.ranges.iter().collect()
         };
-        let mut visit = |c: &Bytes, r: &RowData, rows: &mut BTreeMap<Bytes, RowData>| -> bool {
+        let mut visit = |c: &Bytes, r: &RowData, rows: &mut RowMap<Bytes, RowData>| -> bool {
             if live >= limit {
                 return false;
             }
