@@ -357,6 +357,9 @@ fn decode_stats(d: &mut Dec) -> Result<SSTableStats> {
     })
 }
 
+/// Index entries per token sample (see `SSTable::tokens`).
+const TOKEN_STRIDE: usize = 64;
+
 pub struct SSTable {
     pub gen: u64,
     pub path: PathBuf,
@@ -370,6 +373,11 @@ pub struct SSTable {
     /// Offset of the first meta block (end of the last data block).
     data_end: u64,
     pub index: Vec<IndexEntry>,
+    /// The index's tokens, densely, and every `TOKEN_STRIDE`-th of them: a point lookup
+    /// searches the samples (small enough to stay in cache), then one stride of tokens,
+    /// instead of walking the index entries with a cache miss per step.
+    tokens: Vec<i64>,
+    token_samples: Vec<i64>,
     bloom: BloomFilter,
     pub stats: SSTableStats,
     obsolete: AtomicBool,
@@ -510,6 +518,8 @@ impl SSTable {
             blocks: Vec::new(),
             data_end: off(0),
             index: Vec::new(),
+            tokens: Vec::new(),
+            token_samples: Vec::new(),
             bloom: BloomFilter::with_num_bits(64).hashes(1),
             stats: SSTableStats {
                 data: DataStats::default(),
@@ -567,6 +577,8 @@ impl SSTable {
         let raw = sst.read_block(None, off(3))?;
         let stats = decode_stats(&mut Dec::new(&raw))?;
         sst.blocks = blocks;
+        sst.tokens = index.iter().map(|e| e.key.token).collect();
+        sst.token_samples = sst.tokens.iter().step_by(TOKEN_STRIDE).copied().collect();
         sst.index = index;
         sst.bloom = bloom;
         sst.stats = stats;
@@ -650,6 +662,22 @@ impl SSTable {
             && self.bloom.contains(key.key.as_ref())
     }
 
+    /// Position of `key` in the index.
+    fn find(&self, key: &PartitionKey) -> Option<usize> {
+        // The last sample not above the token starts the stride that holds its first entry
+        // (one stride earlier when the sample itself equals the token: equal tokens may
+        // begin before it).
+        let s = self.token_samples.partition_point(|t| *t < key.token);
+        let from = s.saturating_sub(1) * TOKEN_STRIDE;
+        let to = (s * TOKEN_STRIDE + 1).min(self.tokens.len());
+        let first = from + self.tokens[from..to].partition_point(|t| *t < key.token);
+        self.index[first..]
+            .iter()
+            .take_while(|e| e.key.token == key.token)
+            .position(|e| e.key.key == key.key)
+            .map(|p| first + p)
+    }
+
     /// Index of the first partition not below `lower`.
     pub fn lower_bound(&self, lower: Bound<&PartitionKey>) -> usize {
         match lower {
@@ -675,7 +703,7 @@ impl SSTable {
         if !self.may_contain(key) {
             return Ok(None);
         }
-        let Ok(i) = self.index.binary_search_by(|e| e.key.cmp(key)) else {
+        let Some(i) = self.find(key) else {
             return Ok(None);
         };
         let ie = &self.index[i];
@@ -701,6 +729,7 @@ impl SSTable {
             return self.read_reversed(ie, p, ranges, max_rows).map(Some);
         }
         let mut taken = 0usize;
+        let mut at_first_row = Some(cur);
         for (s, e) in ranges {
             if crate::partition::is_empty_range(s, e) {
                 continue;
@@ -716,11 +745,16 @@ impl SSTable {
                     let (_, blk, off) = &ie.row_index[entry];
                     Cursor::new(self, *blk as usize, *off as usize, true)?
                 }
-                _ => {
-                    let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
-                    c.next(self)?; // the partition start record
-                    c
-                }
+                // The cursor that read the partition start is right at the first row.
+                _ => match at_first_row.take() {
+                    Some(c) => c,
+                    None => {
+                        let mut c =
+                            Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
+                        c.next(self)?; // the partition start record
+                        c
+                    }
+                },
             };
             loop {
                 match cur.next(self)? {
