@@ -778,14 +778,17 @@ impl Node {
                 };
                 let mut rows: Rows = select::execute(&table, s, &ctx, rc)?;
                 if let Some(client_id) = prepared {
-                    let current = metadata_id(&rows.metadata.columns);
-                    match client_id {
-                        Some(client_id) if *client_id != current => {
+                    // Only v5 clients send an id, so only they pay for hashing the metadata.
+                    let changed = client_id
+                        .map(|id| (id, metadata_id(&rows.metadata.columns)))
+                        .filter(|(id, current)| *id != current);
+                    match changed {
+                        Some((_, current)) => {
                             rows.metadata.no_metadata = false;
                             rows.metadata.new_metadata_id = Some(current);
                         }
-                        _ if params.skip_metadata => rows.metadata.no_metadata = true,
-                        _ => {}
+                        None if params.skip_metadata => rows.metadata.no_metadata = true,
+                        None => {}
                     }
                 }
                 Ok(Outcome::body(ResultBody::Rows(rows)))

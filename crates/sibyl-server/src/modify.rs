@@ -430,7 +430,8 @@ fn empty_mutation(table: &Table, key: PartitionKey) -> Mutation {
 }
 
 pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
-    let mut seen = std::collections::HashSet::new();
+    // Rows have few columns: a vector of names beats hashing each one.
+    let mut seen: Vec<&str> = Vec::with_capacity(table.columns.len());
     let mut assigned: Vec<(&Column, Evaluated)> = vec![];
     match &st.values {
         InsertValues::Values { columns, values } => {
@@ -439,9 +440,10 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
             }
             for (n, t) in columns.iter().zip(values) {
                 let col = column(table, n)?;
-                if !seen.insert(n.clone()) {
+                if seen.contains(&n.as_str()) {
                     return invalid(format!("Multiple definitions found for column {n}"));
                 }
+                seen.push(n.as_str());
                 assigned.push((col, eval(t, &col.ty, n, ctx.eval)?));
             }
         }
@@ -450,7 +452,9 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
             default_unset,
         } => {
             for (col, v) in json_values(table, json, *default_unset, ctx.eval)? {
-                seen.insert(col.name.clone());
+                if !seen.contains(&col.name.as_str()) {
+                    seen.push(col.name.as_str());
+                }
                 assigned.push((col, v));
             }
         }
@@ -461,7 +465,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
     let missing: Vec<&str> = table
         .partition_key()
         .iter()
-        .filter(|c| !seen.contains(&c.name))
+        .filter(|c| !seen.contains(&c.name.as_str()))
         .map(|c| c.name.as_str())
         .collect();
     if !missing.is_empty() {
@@ -473,7 +477,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
     let missing_ck: Vec<&str> = table
         .clustering()
         .iter()
-        .filter(|c| !seen.contains(&c.name))
+        .filter(|c| !seen.contains(&c.name.as_str()))
         .map(|c| c.name.as_str())
         .collect();
     let only_static = assigned
