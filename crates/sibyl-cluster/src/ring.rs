@@ -115,6 +115,11 @@ impl TokenRing {
     }
 
     /// Every member, sorted by host id.
+    /// How many nodes the ring holds (without copying them as `nodes` does).
+    pub fn node_count(&self) -> usize {
+        self.inner.nodes.len()
+    }
+
     pub fn nodes(&self) -> Vec<NodeInfo> {
         let mut v: Vec<NodeInfo> = self.inner.nodes.values().cloned().collect();
         v.sort_by_key(|n| n.host_id);

@@ -119,7 +119,7 @@ impl Cluster {
     }
 
     pub fn node_count(&self) -> usize {
-        self.ring.read().nodes().len()
+        self.ring.read().node_count()
     }
 
     pub(crate) fn addr_of(&self, ring: &TokenRing, id: Uuid) -> Option<SocketAddr> {
