@@ -62,16 +62,17 @@ impl Memtable {
             .fetch_min(st.min_timestamp, Ordering::Relaxed);
         let mut added = data.estimated_size() as u64;
         let mut shard = self.shard(key).write();
-        match shard.get_mut(key) {
-            Some(p) => p.merge(data),
-            None => {
+        // One search for both cases (most writes of a load create their partition).
+        match shard.entry(key.clone()) {
+            std::collections::btree_map::Entry::Occupied(mut p) => p.get_mut().merge(data),
+            std::collections::btree_map::Entry::Vacant(v) => {
                 // The B-tree entry (key and value inline, nodes taken as half full), the key
                 // bytes, allocator overhead. (The rows' storage is in `data`'s estimate.)
                 added += (2 * (std::mem::size_of::<PartitionKey>()
                     + std::mem::size_of::<PartitionData>())
                     + key.key.len().next_multiple_of(16)
                     + 48) as u64;
-                shard.insert(key.clone(), data);
+                v.insert(data);
             }
         }
         drop(shard);
