@@ -68,8 +68,8 @@ impl Memtable {
             std::collections::btree_map::Entry::Vacant(v) => {
                 // The B-tree entry (key and value inline, nodes taken as half full), the key
                 // bytes, allocator overhead. (The rows' storage is in `data`'s estimate.)
-                added += (2 * (std::mem::size_of::<PartitionKey>()
-                    + std::mem::size_of::<PartitionData>())
+                added += (2
+                    * (std::mem::size_of::<PartitionKey>() + std::mem::size_of::<PartitionData>())
                     + key.key.len().next_multiple_of(16)
                     + 48) as u64;
                 v.insert(data);
@@ -200,7 +200,7 @@ mod tests {
     /// malloc's own headers are what the estimate's per-allocation overhead is for).
     #[test]
     fn accounting_covers_real_heap() {
-        for (value, rows_per_partition) in [(1000, 100), (10, 100), (1000, 1), (0, 7)] {
+        for (value, rows_per_partition) in [(1000, 100), (10, 100), (1000, 1), (0, 7), (100, 1)] {
             let before = NET.with(|n| n.get());
             let m = Memtable::default();
             for i in 0..20_000u64 {

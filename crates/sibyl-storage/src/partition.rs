@@ -491,11 +491,7 @@ impl<'a> Purger<'a> {
     }
 
     pub fn purgeable(&self, ts: i64, ldt: i64) -> bool {
-        ldt < self.gc_before
-            && ts
-                < *self
-                    .max_purgeable_ts
-                    .get_or_init(|| (self.max_purgeable)())
+        ldt < self.gc_before && ts < *self.max_purgeable_ts.get_or_init(|| (self.max_purgeable)())
     }
 
     /// Returns false when the cell is to be dropped.

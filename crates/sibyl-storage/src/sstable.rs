@@ -749,8 +749,7 @@ impl SSTable {
                 _ => match at_first_row.take() {
                     Some(c) => c,
                     None => {
-                        let mut c =
-                            Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
+                        let mut c = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
                         c.next(self)?; // the partition start record
                         c
                     }
