@@ -143,6 +143,7 @@ pub struct YamlConfig {
     pub native_transport_max_frame_size: Option<String>,
     pub memtable_heap_space: Option<String>,
     pub compaction_throughput: Option<String>,
+    pub file_cache_size: Option<String>,
     pub auto_snapshot: Option<bool>,
     pub partitioner: Option<String>,
     pub read_request_timeout: Option<String>,
@@ -198,6 +199,8 @@ pub struct Config {
     pub max_frame_size: usize,
     pub memtable_space: Option<u64>,
     pub compaction_throughput_mb: Option<u64>,
+    /// Cache of decompressed SSTable blocks (Cassandra's chunk cache, `file_cache_size`).
+    pub file_cache_size: Option<u64>,
     pub auto_snapshot: bool,
     /// Coordinator timeouts, named as in cassandra.yaml.
     pub read_request_timeout: Duration,
@@ -364,6 +367,11 @@ impl Config {
                 .memtable_heap_space
                 .as_deref()
                 .map(|s| parse_size_bytes("memtable_heap_space", s))
+                .transpose()?,
+            file_cache_size: yaml
+                .file_cache_size
+                .as_deref()
+                .map(|s| parse_size_bytes("file_cache_size", s))
                 .transpose()?,
             compaction_throughput_mb: yaml
                 .compaction_throughput

@@ -280,6 +280,9 @@ impl Node {
         if let Some(t) = config.compaction_throughput_mb {
             opts.compaction_throughput_mb_per_sec = t;
         }
+        if let Some(c) = config.file_cache_size {
+            opts.block_cache_bytes = c;
+        }
         opts.auto_snapshot = config.auto_snapshot;
         let engine = Engine::open(&config.data_dir.join("storage"), opts, tables)?;
         let generation = (std::time::SystemTime::now()

@@ -40,7 +40,9 @@ impl Default for EngineOptions {
             memtable_space: 256 * 1024 * 1024,
             compaction_throughput_mb_per_sec: 64,
             auto_snapshot: true,
-            block_cache_bytes: 32 * 1024 * 1024,
+            // Cassandra's chunk cache takes up to 512 MiB; half that keeps point reads over a
+            // few hundred MB of SSTables off the decompressor without a large footprint.
+            block_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
