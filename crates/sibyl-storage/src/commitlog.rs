@@ -66,6 +66,8 @@ pub struct CommitLog {
     mode: CommitlogSync,
     segment_size: u64,
     inner: Mutex<Inner>,
+    /// A segment was closed and waits for a sync (see `take_rolled`).
+    rolled: std::sync::atomic::AtomicBool,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
 }
@@ -220,6 +222,7 @@ impl CommitLog {
                 unsynced: Vec::new(),
                 dir_dirty: false,
             }),
+            rolled: std::sync::atomic::AtomicBool::new(false),
             sync: Mutex::new(SyncState {
                 synced: ClPos {
                     segment: id,
@@ -253,6 +256,8 @@ impl CommitLog {
             );
             inner.unsynced.push(old.map);
             inner.dir_dirty = true;
+            self.rolled
+                .store(true, std::sync::atomic::Ordering::Release);
             inner.segments.insert(
                 id,
                 Segment {
@@ -279,6 +284,16 @@ impl CommitLog {
             .dirty
             .insert(table, pos.offset);
         Ok(pos)
+    }
+
+    /// Whether a segment was closed since the last call. A closed segment stays mapped (its
+    /// pages counted in the process's RSS) until a sync has written it, so the periodic sync
+    /// is asked to come early instead of letting a period's worth of segments pile up.
+    pub fn take_rolled(&self) -> bool {
+        self.rolled.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .rolled
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// The position after the last appended entry.

@@ -920,6 +920,9 @@ impl Inner {
         if self.mem_used.load(Ordering::Relaxed) > self.options.memtable_space / 2 {
             self.flush_signal.notify();
         }
+        if self.commitlog.take_rolled() {
+            self.sync_signal.notify();
+        }
         match self.options.commitlog_sync {
             CommitlogSync::Batch | CommitlogSync::Group { .. } => self.commitlog.sync_to(pos),
             CommitlogSync::Periodic { .. } => Ok(()),

@@ -902,3 +902,83 @@ impl Scanner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cell, LivenessInfo};
+    use crate::partition::ColData;
+
+    fn partition(v: u8) -> PartitionData {
+        let mut r = RowData {
+            liveness: Some(LivenessInfo {
+                timestamp: 1,
+                ttl: 0,
+                expires_at: 0,
+            }),
+            ..Default::default()
+        };
+        r.columns.insert(
+            Bytes::from_static(b"v"),
+            ColData::Simple(Cell {
+                timestamp: 1,
+                value: Some(Bytes::from(vec![v])),
+                ttl: 0,
+                local_deletion_time: 0,
+            }),
+        );
+        let mut p = PartitionData::default();
+        p.rows.insert(Bytes::new(), r);
+        p
+    }
+
+    /// Point lookups through the token samples find every key, including runs of keys that
+    /// share a token across sample boundaries, and nothing that is absent.
+    #[test]
+    fn lookups_find_every_key_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SSTableWriter::create(dir.path(), 1, Compression::default(), 0.01).unwrap();
+        let mut keys = vec![];
+        for i in 0..1000i64 {
+            // Tokens 0, 2, 4, ... with runs of five keys sharing a token every 97th step.
+            let same = if i % 97 == 0 { 5 } else { 1 };
+            for j in 0..same {
+                keys.push(PartitionKey {
+                    token: i * 2,
+                    key: Bytes::from(format!("k{i}-{j}")),
+                });
+            }
+        }
+        keys.sort();
+        for (n, k) in keys.iter().enumerate() {
+            w.add(k, &partition(n as u8)).unwrap();
+        }
+        let sst = w.finish(ClPos::default(), 0).unwrap().unwrap();
+        let all = [(Bound::Unbounded, Bound::Unbounded)];
+        for (n, k) in keys.iter().enumerate() {
+            assert_eq!(sst.find(k), Some(n), "{k:?}");
+            let (p, _) = sst.read(k, &all, usize::MAX, false).unwrap().unwrap();
+            assert_eq!(p, partition(n as u8));
+        }
+        for absent in [
+            PartitionKey {
+                token: 1,
+                key: Bytes::from_static(b"k0-0"),
+            },
+            PartitionKey {
+                token: 0,
+                key: Bytes::from_static(b"k0-9"),
+            },
+            PartitionKey {
+                token: 5000,
+                key: Bytes::from_static(b"x"),
+            },
+            PartitionKey {
+                token: -1,
+                key: Bytes::from_static(b"x"),
+            },
+        ] {
+            assert_eq!(sst.find(&absent), None, "{absent:?}");
+        }
+    }
+}
