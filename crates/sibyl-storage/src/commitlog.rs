@@ -291,9 +291,7 @@ impl CommitLog {
     /// is asked to come early instead of letting a period's worth of segments pile up.
     pub fn take_rolled(&self) -> bool {
         self.rolled.load(std::sync::atomic::Ordering::Relaxed)
-            && self
-                .rolled
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            && self.rolled.swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// The position after the last appended entry.
