@@ -150,8 +150,6 @@ mod tests {
     use crate::partition::RowData;
 
     use super::*;
-    use crate::model::{Cell, LivenessInfo};
-    use crate::partition::ColData;
 
     /// Counts the bytes allocated (net) by the current thread.
     struct Counting;
@@ -176,24 +174,7 @@ mod tests {
     static A: Counting = Counting;
 
     fn row(value: usize) -> RowData {
-        let mut r = RowData {
-            liveness: Some(LivenessInfo {
-                timestamp: 1,
-                ttl: 0,
-                expires_at: 0,
-            }),
-            ..Default::default()
-        };
-        r.columns.insert(
-            Bytes::from_static(b"v"),
-            ColData::Simple(Cell {
-                timestamp: 1,
-                value: Some(Bytes::from(vec![7u8; value])),
-                ttl: 0,
-                local_deletion_time: 0,
-            }),
-        );
-        r
+        crate::partition::one_column_row(Bytes::from(vec![7u8; value]))
     }
 
     /// The accounted size covers the heap really used (bytes requested from the allocator;

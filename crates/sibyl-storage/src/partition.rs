@@ -959,3 +959,26 @@ pub fn is_empty_range(s: &Bound<Bytes>, e: &Bound<Bytes>) -> bool {
         _ => false,
     }
 }
+
+/// A live row with one regular column `v` holding `value` (for tests).
+#[cfg(test)]
+pub(crate) fn one_column_row(value: Bytes) -> RowData {
+    let mut r = RowData {
+        liveness: Some(LivenessInfo {
+            timestamp: 1,
+            ttl: 0,
+            expires_at: 0,
+        }),
+        ..Default::default()
+    };
+    r.columns.insert(
+        Bytes::from_static(b"v"),
+        ColData::Simple(Cell {
+            timestamp: 1,
+            value: Some(value),
+            ttl: 0,
+            local_deletion_time: 0,
+        }),
+    );
+    r
+}

@@ -906,27 +906,9 @@ impl Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cell, LivenessInfo};
-    use crate::partition::ColData;
 
     fn partition(v: u8) -> PartitionData {
-        let mut r = RowData {
-            liveness: Some(LivenessInfo {
-                timestamp: 1,
-                ttl: 0,
-                expires_at: 0,
-            }),
-            ..Default::default()
-        };
-        r.columns.insert(
-            Bytes::from_static(b"v"),
-            ColData::Simple(Cell {
-                timestamp: 1,
-                value: Some(Bytes::from(vec![v])),
-                ttl: 0,
-                local_deletion_time: 0,
-            }),
-        );
+        let r = crate::partition::one_column_row(Bytes::from(vec![v]));
         let mut p = PartitionData::default();
         p.rows.insert(Bytes::new(), r);
         p
