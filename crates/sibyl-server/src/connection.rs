@@ -152,8 +152,10 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                                 )))
                                 .await;
                         }
-                        _ if shared.node.cluster().is_none() => {
-                            // Alone in the ring nothing waits on the network, so the request
+                        _ if shared.node.cluster().is_none()
+                            && runs_inline(&shared.node, &frame) =>
+                        {
+                            // Alone in the ring nothing waits on the network, so a short request
                             // runs right here: no task per request, and the answers to everything
                             // one read brought in leave in one message to the writer.
                             answered.push(run_request(&shared, frame));
@@ -169,20 +171,18 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                             };
                             let shared = shared.clone();
                             tokio::spawn(async move {
-                                // With other nodes in the ring, requests wait on the network:
-                                // they run on the blocking pool so the reactor never stalls.
-                                let frame = if shared.node.cluster().is_some() {
-                                    let s = shared.clone();
-                                    match tokio::task::spawn_blocking(move || {
-                                        run_request(&s, frame)
-                                    })
-                                    .await
-                                    {
-                                        Ok(f) => f,
-                                        Err(_) => return,
-                                    }
-                                } else {
-                                    run_request(&shared, frame)
+                                // These requests may wait on the network (other nodes) or
+                                // run long (scans, ANN searches): on the blocking pool they
+                                // never hold a worker, whose stall would also leave the
+                                // reactor unpolled and every connection waiting.
+                                let s = shared.clone();
+                                let frame = match tokio::task::spawn_blocking(move || {
+                                    run_request(&s, frame)
+                                })
+                                .await
+                                {
+                                    Ok(f) => f,
+                                    Err(_) => return,
                                 };
                                 let _ = shared.tx.send(Outgoing::Frame(frame)).await;
                                 drop(permit);
@@ -221,6 +221,28 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
     drop(shared);
     drop(tx);
     let _ = writer.await;
+}
+
+/// Requests that cannot hold the connection up for long run on its reader: PREPAREs and
+/// executions of prepared writes and of reads of given partitions. Anything else (scans, ANN
+/// searches, QUERY and BATCH texts) gets a task of its own, so a slow request never stalls the
+/// quick ones queued behind it on the same connection.
+fn runs_inline(node: &Node, frame: &Frame) -> bool {
+    match frame.opcode {
+        sibyl_protocol::opcode::PREPARE => true,
+        sibyl_protocol::opcode::EXECUTE => {
+            // The body starts with the statement id as [short bytes].
+            let b = &frame.body;
+            let Some(len) = b
+                .get(..2)
+                .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+            else {
+                return true; // malformed: answered with an error at once
+            };
+            b.get(2..2 + len).is_none_or(|id| node.runs_quickly(id))
+        }
+        _ => false,
+    }
 }
 
 async fn send_answered(answered: &mut Vec<Frame>, tx: &mpsc::Sender<Outgoing>) -> Result<(), ()> {

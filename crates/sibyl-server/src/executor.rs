@@ -702,6 +702,20 @@ impl Node {
         self.execute_with_metadata_id(session, id, None, params)
     }
 
+    /// Whether executing prepared statement `id` is bounded work: a write, or a read of
+    /// partitions given by bind markers that is not an ANN search. (Unknown ids are answered
+    /// UNPREPARED at once.)
+    pub fn runs_quickly(&self, id: &[u8]) -> bool {
+        match self.prepared.read().get(id) {
+            None => true,
+            Some(p) => match &p.statement {
+                Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => true,
+                Statement::Select(s) => !p.pk_indexes.is_empty() && !select::is_ann(s),
+                _ => false,
+            },
+        }
+    }
+
     /// EXECUTE of a prepared statement id with the v5 result_metadata_id the client holds:
     /// when it is not the id of the rows' metadata, the ROWS carry the full metadata with
     /// METADATA_CHANGED and the new id (even if the client asked to skip metadata), as

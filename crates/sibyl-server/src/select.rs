@@ -21,6 +21,8 @@ use crate::values::{eval, EvalCtx, Evaluated};
 
 mod ann;
 
+pub use ann::is_ann;
+
 const FILTERING_MSG: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
 
 /// A compiled restriction on one column's serialized value.
