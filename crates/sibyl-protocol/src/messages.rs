@@ -804,7 +804,8 @@ impl Envelope {
 
     /// Build the response frame (flags and body) for `version`.
     pub fn to_frame(&self, version: u8) -> Frame {
-        let mut body = BytesMut::new();
+        // Room for a typical small result, so encoding does not regrow the buffer step by step.
+        let mut body = BytesMut::with_capacity(256);
         let mut fl = 0u8;
         if let Some(id) = &self.tracing_id {
             fl |= flags::TRACING;

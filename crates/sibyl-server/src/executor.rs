@@ -494,11 +494,15 @@ impl Node {
         name: &sibyl_cql::ast::QualifiedName,
         keyspace: Option<&str>,
     ) -> QueryResult<Arc<Table>> {
-        let ks = ddl::resolve_keyspace(name, keyspace)?;
-        if let Some(t) = self.find_table(schema, &ks, &name.name) {
+        // Borrowed: this runs for every execution.
+        let Some(ks) = name.keyspace.as_deref().or(keyspace) else {
+            ddl::resolve_keyspace(name, keyspace)?;
+            unreachable!("resolve_keyspace fails without a keyspace");
+        };
+        if let Some(t) = self.find_table(schema, ks, &name.name) {
             return Ok(t);
         }
-        if !schema.keyspaces.contains_key(&ks) && !self.vtables.keys().any(|(k, _)| *k == ks) {
+        if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks) {
             return invalid(format!("Keyspace {ks} does not exist"));
         }
         invalid(format!("unconfigured table {}", name.name))
@@ -898,10 +902,15 @@ impl Node {
     }
 
     /// Writes through the coordinator, keyspace by keyspace (their replication differs).
-    fn apply(&self, mutations: &[Mutation], consistency: u16, write_type: &str) -> QueryResult<()> {
+    fn apply(
+        &self,
+        mutations: Vec<Mutation>,
+        consistency: u16,
+        write_type: &str,
+    ) -> QueryResult<()> {
         if self.cluster().is_none() {
             for m in mutations {
-                self.engine.apply(m)?;
+                self.engine.apply_owned(m)?;
             }
             return Ok(());
         }
@@ -932,10 +941,7 @@ impl Node {
         }
         let mut by_keyspace: std::collections::BTreeMap<String, Vec<Mutation>> = Default::default();
         for m in mutations {
-            by_keyspace
-                .entry(keyspace_of(m))
-                .or_default()
-                .push(m.clone());
+            by_keyspace.entry(keyspace_of(&m)).or_default().push(m);
         }
         for (ks, ms) in by_keyspace {
             self.coordinate_write(&ks, &ms, consistency, write_type)?;
@@ -1118,7 +1124,7 @@ impl Node {
                 mutations.extend(ms);
             }
             if counters == 0 {
-                self.apply(&mutations, consistency, write_type)?;
+                self.apply(mutations, consistency, write_type)?;
             }
             return Ok(Outcome::body(ResultBody::Void));
         }
@@ -1195,7 +1201,7 @@ impl Node {
         }
         let (applied, rows) = crate::cas::check(source(0), &cas_items, batch.is_some(), now_secs)?;
         if applied {
-            self.apply(&all, consistency, write_type)?;
+            self.apply(all, consistency, write_type)?;
         }
         Ok(Outcome::body(ResultBody::Rows(rows)))
     }

@@ -13,6 +13,7 @@ use sibyl_storage::model::{
     RangeTombstone, RowUpdate, Slice,
 };
 use sibyl_types::{clustering, split_collection, split_map, split_tuple, timeuuid, CqlType, Value};
+use smallvec::SmallVec;
 
 use crate::error::{invalid, QueryError, QueryResult};
 use crate::rows::udt_field_path;
@@ -147,7 +148,7 @@ fn column<'a>(table: &'a Table, name: &str) -> QueryResult<&'a Column> {
 
 /// The cells for assigning a whole value to a column.
 fn column_value_data(col: &Column, v: Evaluated, a: &Attrs) -> QueryResult<Option<ColumnData>> {
-    let name = Bytes::copy_from_slice(col.name.as_bytes());
+    let name = sibyl_storage::names::intern(col.name.as_bytes());
     let value = match v {
         Evaluated::Unset => return Ok(None),
         Evaluated::Null => None,
@@ -431,8 +432,8 @@ fn empty_mutation(table: &Table, key: PartitionKey) -> Mutation {
 
 pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
     // Rows have few columns: a vector of names beats hashing each one.
-    let mut seen: Vec<&str> = Vec::with_capacity(table.columns.len());
-    let mut assigned: Vec<(&Column, Evaluated)> = vec![];
+    let mut seen: SmallVec<[&str; 8]> = SmallVec::new();
+    let mut assigned: SmallVec<[(&Column, Evaluated); 8]> = SmallVec::new();
     match &st.values {
         InsertValues::Values { columns, values } => {
             if columns.len() != values.len() {
@@ -506,7 +507,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
             )),
         }
     };
-    let pk: Vec<Bytes> = table
+    let pk: SmallVec<[Bytes; 2]> = table
         .partition_key()
         .iter()
         .map(key_val)
@@ -524,12 +525,12 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
     let mut row = RowUpdate::default();
     let mut statics = RowUpdate::default();
     if missing_ck.is_empty() {
-        let ck: Vec<Bytes> = table
+        let ck: SmallVec<[Bytes; 4]> = table
             .clustering()
             .iter()
             .map(key_val)
             .collect::<QueryResult<_>>()?;
-        let refs: Vec<&[u8]> = ck.iter().map(|b| b.as_ref()).collect();
+        let refs: SmallVec<[&[u8]; 4]> = ck.iter().map(|b| b.as_ref()).collect();
         row.clustering = Bytes::from(clustering::encode(&table.clustering_types(), &refs));
         row.liveness = Some(a.liveness());
     } else {
@@ -709,7 +710,7 @@ fn assignment_data(
         return invalid(format!("PRIMARY KEY part {} found in SET part", col.name));
     }
     let is_static = col.kind == ColumnKind::Static;
-    let cname = Bytes::copy_from_slice(col.name.as_bytes());
+    let cname = sibyl_storage::names::intern(col.name.as_bytes());
     let complex = |cells: Vec<(Bytes, Cell)>| ColumnData::Complex {
         column: cname.clone(),
         complex_deletion: None,
@@ -927,7 +928,7 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
                         missing.join(", ")
                     ));
                 }
-                let cname = Bytes::copy_from_slice(name.as_bytes());
+                let cname = sibyl_storage::names::intern(name.as_bytes());
                 let data = match t {
                     ColumnTarget::Column(_) if col.ty.is_multicell() || col.ty.is_counter() => {
                         ColumnData::Complex {
@@ -1040,7 +1041,7 @@ fn counter_cell(
         Evaluated::Unset => return Ok(None),
     };
     Ok(Some(ColumnData::Simple {
-        column: Bytes::copy_from_slice(col.name.as_bytes()),
+        column: sibyl_storage::names::intern(col.name.as_bytes()),
         cell: a.cell(Some(Bytes::copy_from_slice(
             &sign.wrapping_mul(d).to_be_bytes(),
         ))),

@@ -161,8 +161,9 @@ impl Table {
     pub fn is_counter_table(&self) -> bool {
         self.regular_and_static().iter().any(|c| c.ty.is_counter())
     }
-    /// Clustering types with their order, as the clustering encoder wants them.
-    pub fn clustering_types(&self) -> Vec<(CqlType, bool)> {
+    /// Clustering types with their order, as the clustering encoder wants them (inline: this
+    /// runs for every write and read of a table with clustering columns).
+    pub fn clustering_types(&self) -> smallvec::SmallVec<[(CqlType, bool); 4]> {
         self.clustering()
             .iter()
             .map(|c| (c.ty.clone(), c.reversed))

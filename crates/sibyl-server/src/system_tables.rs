@@ -800,3 +800,14 @@ pub fn sai_rows(
     rows.sort_by(|a, b| format!("{:?}{:?}", a[0], a[1]).cmp(&format!("{:?}{:?}", b[0], b[1])));
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn virtual_tables_live_in_system_keyspaces() {
+        // `Node::find_table` looks for virtual tables only in keyspaces named system*.
+        for (ks, _) in super::definitions().keys() {
+            assert!(ks.starts_with("system"), "virtual table keyspace {ks}");
+        }
+    }
+}

@@ -193,6 +193,11 @@ impl<'a> Dec<'a> {
         let n = self.var()? as usize;
         Ok(Bytes::copy_from_slice(self.raw(n)?))
     }
+    /// A column name, as the shared copy (`names::intern`).
+    pub fn name(&mut self) -> Result<Bytes> {
+        let n = self.var()? as usize;
+        Ok(crate::names::intern(self.raw(n)?))
+    }
     pub fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.raw(4)?.try_into().unwrap()))
     }
@@ -269,7 +274,7 @@ impl<'a> Dec<'a> {
         let n = self.var()? as usize;
         let mut columns = VecMap::new();
         for _ in 0..n {
-            let name = self.bytes()?;
+            let name = self.name()?;
             let cd = match self.u8()? {
                 0 => ColData::Simple(self.cell()?),
                 1 => {

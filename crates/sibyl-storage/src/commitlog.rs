@@ -36,7 +36,7 @@ pub struct ClPos {
 
 struct Segment {
     /// Per table, the end offset of its last entry in this segment.
-    dirty: HashMap<TableId, u64>,
+    dirty: HashMap<TableId, u64, foldhash::fast::FixedState>,
 }
 
 struct Active {
@@ -198,14 +198,14 @@ impl CommitLog {
             segments.insert(
                 e,
                 Segment {
-                    dirty: HashMap::from([(TableId::nil(), u64::MAX)]),
+                    dirty: [(TableId::nil(), u64::MAX)].into_iter().collect(),
                 },
             );
         }
         segments.insert(
             id,
             Segment {
-                dirty: HashMap::new(),
+                dirty: HashMap::default(),
             },
         );
         Ok(CommitLog {
@@ -261,7 +261,7 @@ impl CommitLog {
             inner.segments.insert(
                 id,
                 Segment {
-                    dirty: HashMap::new(),
+                    dirty: HashMap::default(),
                 },
             );
             self.release_clean(&mut inner, old.id);

@@ -1,6 +1,7 @@
 //! The engine: tables, write path (commit log + memtable), read path (memtables + SSTables),
 //! background flushing, compaction and commit log syncing.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -313,11 +314,31 @@ impl Table {
     }
 }
 
+/// Tables by id, looked up on every write and read (ids are ours: no flooding to fear).
+type TableMap = HashMap<TableId, Arc<Table>, foldhash::fast::FixedState>;
+
+/// A mutation entering the engine: borrowed from the caller, or handed over. (Lives on the
+/// stack for one call; boxing the owned variant would cost an allocation per write.)
+#[allow(clippy::large_enum_variant)]
+enum Incoming<'a> {
+    Shared(&'a Mutation),
+    Owned(Mutation),
+}
+
+impl Incoming<'_> {
+    fn mutation(&self) -> &Mutation {
+        match self {
+            Incoming::Shared(m) => m,
+            Incoming::Owned(m) => m,
+        }
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     options: EngineOptions,
     commitlog: CommitLog,
-    tables: RwLock<HashMap<TableId, Arc<Table>>>,
+    tables: RwLock<TableMap>,
     mem_used: AtomicU64,
     cache: Option<Arc<BlockCache>>,
     mem_lock: Mutex<()>,
@@ -363,7 +384,7 @@ impl Engine {
         sync_dir(dir)?;
         let cache = (options.block_cache_bytes > 0)
             .then(|| Arc::new(BlockCache::new(options.block_cache_bytes)));
-        let mut map = HashMap::new();
+        let mut map = TableMap::default();
         for (id, params) in tables {
             map.insert(id, Arc::new(Table::open(dir, id, params, cache.clone())?));
         }
@@ -565,7 +586,13 @@ impl Engine {
 
     /// Applies a mutation; durable per `commitlog_sync` when it returns.
     pub fn apply(&self, m: &Mutation) -> Result<()> {
-        self.inner.apply(m)
+        self.inner.apply(Incoming::Shared(m))
+    }
+
+    /// Like `apply`, for a mutation the caller is done with: its values move into the
+    /// memtable instead of being shared with it (no reference counts to bump and drop).
+    pub fn apply_owned(&self, m: Mutation) -> Result<()> {
+        self.inner.apply(Incoming::Owned(m))
     }
 
     /// The live view of one partition restricted to `slice`.
@@ -835,7 +862,7 @@ impl Inner {
     }
 
     fn replay(&self, cl_dir: &Path, segments: &[u64]) -> Result<()> {
-        let tables: HashMap<TableId, Arc<Table>> = self.tables.read().clone();
+        let tables: TableMap = self.tables.read().clone();
         let mut replayed = 0u64;
         let mut last = ClPos::default();
         let mut err = None;
@@ -859,7 +886,7 @@ impl Inner {
                 if pos <= t.replay_floor {
                     return;
                 }
-                let added = t.memtable.read().apply(&key, p);
+                let added = t.memtable.read().apply(key, p);
                 replayed += 1;
                 if self.mem_used.fetch_add(added, Ordering::AcqRel) + added
                     > self.options.memtable_space / 2
@@ -887,15 +914,44 @@ impl Inner {
         Ok(())
     }
 
-    fn apply(&self, m: &Mutation) -> Result<()> {
+    fn apply(&self, w: Incoming<'_>) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Shutdown);
         }
+        let m = w.mutation();
         let t = self.table(m.table)?;
-        let p = PartitionData::from_mutation(m);
-        let mut e = Enc::default();
-        e.buf.extend_from_slice(m.table.as_bytes());
+        let table_id = m.table;
+        // Sized for the usual small mutation, so encoding rarely regrows the buffer.
+        let mut e = Enc {
+            buf: Vec::with_capacity(256),
+        };
+        e.buf.extend_from_slice(table_id.as_bytes());
         e.key(&m.key);
+        // An observer (index) sees the mutation after the memtable has it, so only a table
+        // without one can give its mutation away.
+        let observed = t.observer.read().is_some();
+        let (key, p, shared) = match w {
+            Incoming::Owned(mut m) if !observed => {
+                let key = std::mem::replace(
+                    &mut m.key,
+                    PartitionKey {
+                        token: 0,
+                        key: Bytes::new(),
+                    },
+                );
+                (key, PartitionData::from_mutation_owned(m), None)
+            }
+            Incoming::Owned(m) => (
+                m.key.clone(),
+                PartitionData::from_mutation(&m),
+                Some(Cow::Owned(m)),
+            ),
+            Incoming::Shared(m) => (
+                m.key.clone(),
+                PartitionData::from_mutation(m),
+                Some(Cow::Borrowed(m)),
+            ),
+        };
         e.partition(&p);
         // Backpressure: wait while memtables use more than the budget.
         if self.mem_used.load(Ordering::Acquire) > self.options.memtable_space {
@@ -909,10 +965,10 @@ impl Inner {
         }
         let pos = {
             let mt = t.memtable.read();
-            let pos = self.commitlog.append(m.table, &e.buf)?;
-            let added = mt.apply(&m.key, p);
+            let pos = self.commitlog.append(table_id, &e.buf)?;
+            let added = mt.apply(key, p);
             self.mem_used.fetch_add(added, Ordering::AcqRel);
-            if let Some(o) = t.observer.read().as_ref() {
+            if let (Some(o), Some(m)) = (t.observer.read().as_ref(), shared.as_deref()) {
                 o.on_write(mt.id(), m);
             }
             pos
@@ -972,7 +1028,7 @@ impl Inner {
                 {
                     let cur = t.memtable.read();
                     let _ = old.for_each(|k, p| {
-                        let added = cur.apply(k, p.clone());
+                        let added = cur.apply(k.clone(), p.clone());
                         self.mem_used.fetch_add(added, Ordering::AcqRel);
                         Ok(())
                     });

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod memtable;
 pub mod model;
+pub mod names;
 mod observer;
 mod options;
 pub mod partition;

@@ -56,21 +56,22 @@ impl Memtable {
     }
 
     /// Merges `data` into the partition; returns the estimated bytes added.
-    pub fn apply(&self, key: &PartitionKey, data: PartitionData) -> u64 {
+    pub fn apply(&self, key: PartitionKey, data: PartitionData) -> u64 {
         let st = data.stats();
         self.min_timestamp
             .fetch_min(st.min_timestamp, Ordering::Relaxed);
         let mut added = data.estimated_size() as u64;
-        let mut shard = self.shard(key).write();
+        let key_heap = key.key.len().next_multiple_of(16);
+        let mut shard = self.shard(&key).write();
         // One search for both cases (most writes of a load create their partition).
-        match shard.entry(key.clone()) {
+        match shard.entry(key) {
             std::collections::btree_map::Entry::Occupied(mut p) => p.get_mut().merge(data),
             std::collections::btree_map::Entry::Vacant(v) => {
                 // The B-tree entry (key and value inline, nodes taken as half full), the key
                 // bytes, allocator overhead. (The rows' storage is in `data`'s estimate.)
                 added += (2
                     * (std::mem::size_of::<PartitionKey>() + std::mem::size_of::<PartitionData>())
-                    + key.key.len().next_multiple_of(16)
+                    + key_heap
                     + 48) as u64;
                 v.insert(data);
             }
@@ -193,7 +194,7 @@ mod tests {
                 let mut p = PartitionData::default();
                 p.rows
                     .insert(Bytes::from(i.to_be_bytes().to_vec()), row(value));
-                m.apply(&key, p);
+                m.apply(key, p);
             }
             let used = (NET.with(|n| n.get()) - before) as u64;
             let counted = m.size();

@@ -262,42 +262,47 @@ impl ColData {
 
 impl RowData {
     pub fn from_update(u: &RowUpdate) -> RowData {
+        RowData::from_update_owned(u.clone())
+    }
+
+    /// Like `from_update`, moving the values instead of sharing them with the update.
+    pub fn from_update_owned(u: RowUpdate) -> RowData {
         let mut r = RowData {
             liveness: u.liveness,
             deletion: u.deletion,
             columns: VecMap::with_capacity(u.columns.len()),
         };
-        for cd in &u.columns {
+        for cd in u.columns {
             let (name, data) = match cd {
                 ColumnData::Simple { column, cell } => {
-                    (column.clone(), ColData::Simple(cell.clone()))
+                    (crate::names::intern(&column), ColData::Simple(cell))
                 }
                 ColumnData::Complex {
                     column,
                     complex_deletion,
                     cells,
-                } => (
-                    column.clone(),
-                    ColData::Complex {
-                        deletion: *complex_deletion,
-                        cells: {
-                            let mut m: BTreeMap<Bytes, Cell> = BTreeMap::new();
-                            for (p, c) in cells {
-                                match m.get_mut(p) {
-                                    Some(e) => {
-                                        if !std::ptr::eq(reconcile(e, c), e) {
-                                            *e = c.clone();
-                                        }
-                                    }
-                                    None => {
-                                        m.insert(p.clone(), c.clone());
-                                    }
+                } => {
+                    let mut m: BTreeMap<Bytes, Cell> = BTreeMap::new();
+                    for (p, c) in cells {
+                        match m.get_mut(&p) {
+                            Some(e) => {
+                                if !std::ptr::eq(reconcile(e, &c), e) {
+                                    *e = c;
                                 }
                             }
-                            m
+                            None => {
+                                m.insert(p, c);
+                            }
+                        }
+                    }
+                    (
+                        crate::names::intern(&column),
+                        ColData::Complex {
+                            deletion: complex_deletion,
+                            cells: m,
                         },
-                    },
-                ),
+                    )
+                }
             };
             r.merge_column(name, data);
         }
@@ -333,8 +338,8 @@ impl RowData {
             0 => 0,
             n => n * std::mem::size_of::<(Bytes, ColData)>() + MALLOC_OVERHEAD,
         };
-        for (n, c) in &self.columns {
-            s += bytes_heap(n);
+        // Names are shared (`names::intern`: rows are built by `from_update` or decoded).
+        for c in self.columns.values() {
             match c {
                 ColData::Simple(c) => s += c.value.as_ref().map_or(0, bytes_heap),
                 ColData::Complex { cells, .. } => {
@@ -517,18 +522,23 @@ impl<'a> Purger<'a> {
 
 impl PartitionData {
     pub fn from_mutation(m: &Mutation) -> PartitionData {
+        PartitionData::from_mutation_owned(m.clone())
+    }
+
+    /// Like `from_mutation`, moving the values instead of sharing them with the mutation.
+    pub fn from_mutation_owned(m: Mutation) -> PartitionData {
         let mut p = PartitionData {
             deletion: m.partition_deletion,
             range_tombstones: Vec::new(),
-            static_row: m.static_row.as_ref().map(RowData::from_update),
+            static_row: m.static_row.map(RowData::from_update_owned),
             rows: RowMap::new(),
         };
-        for rt in &m.range_tombstones {
-            p.add_range_tombstone(rt.clone());
+        for rt in m.range_tombstones {
+            p.add_range_tombstone(rt);
         }
-        for r in &m.rows {
-            let rd = RowData::from_update(r);
-            p.merge_row(r.clustering.clone(), rd);
+        for mut r in m.rows {
+            let clustering = std::mem::take(&mut r.clustering);
+            p.merge_row(clustering, RowData::from_update_owned(r));
         }
         p
     }

@@ -758,3 +758,39 @@ fn reversed_limited_reads_across_sources_with_tombstones() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn owned_and_shared_mutations_store_the_same() {
+    let d = tempfile::tempdir().unwrap();
+    let e = open(d.path());
+    let read = |e: &Engine, t: u8, k: u64| {
+        e.read(tid(t), &pk(k), &Slice::all(), NOW)
+            .unwrap()
+            .map(|p| simple_value(&p, 1, "v"))
+    };
+    for k in 0..50 {
+        let ts = 10 + (k as i64 % 3);
+        let m = |t: u8| insert(tid(t), pk(k % 20), 1, "v", ts, &format!("v{k}"));
+        e.apply(&m(1)).unwrap();
+        e.apply_owned(m(2)).unwrap();
+    }
+    e.apply(&partition_delete(tid(1), pk(3), dt(100, NOW)))
+        .unwrap();
+    e.apply_owned(partition_delete(tid(2), pk(3), dt(100, NOW)))
+        .unwrap();
+    let check = |e: &Engine| {
+        for k in 0..20 {
+            assert_eq!(read(e, 1, k), read(e, 2, k), "partition {k}");
+        }
+        assert!(read(e, 2, 3).is_none());
+        assert!(read(e, 2, 4).is_some());
+    };
+    check(&e);
+    // Through the commit log (replayed without a flush) and through an SSTable.
+    drop(e);
+    let e = open(d.path());
+    check(&e);
+    e.flush(None).unwrap();
+    check(&e);
+    e.shutdown().unwrap();
+}

@@ -28,7 +28,8 @@ const END: u8 = 0x01;
 
 /// Encode a clustering prefix: `values` may be shorter than `types`. `bool` = descending.
 pub fn encode(types: &[(CqlType, bool)], values: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Most components encode to their own length plus a byte or two.
+    let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 2).sum());
     for ((ty, desc), v) in types.iter().zip(values) {
         let start = out.len();
         enc_component(ty, v, &mut out);
