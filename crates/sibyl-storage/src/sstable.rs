@@ -87,6 +87,10 @@ pub struct SSTableWriter {
     stats: DataStats,
     last_indexed_block: u32,
     cache: Option<Arc<BlockCache>>,
+    /// Blocks still to store uncompressed after one that did not compress.
+    raw_blocks_ahead: u32,
+    /// Length of the current run of uncompressed blocks (doubles per failed attempt).
+    raw_backoff: u32,
 }
 
 impl SSTableWriter {
@@ -115,6 +119,8 @@ impl SSTableWriter {
             stats: DataStats::default(),
             last_indexed_block: u32::MAX,
             cache: None,
+            raw_blocks_ahead: 0,
+            raw_backoff: 0,
         })
     }
 
@@ -131,8 +137,22 @@ impl SSTableWriter {
     fn write_block(&mut self, raw: &[u8]) -> Result<u64> {
         let at = self.off;
         let (codec, stored): (u8, std::borrow::Cow<[u8]>) = match self.compression {
+            Compression::Lz4 { .. } if self.raw_blocks_ahead > 0 => {
+                self.raw_blocks_ahead -= 1;
+                (0, raw.into())
+            }
             Compression::Lz4 { .. } => {
                 let c = lz4_flex::block::compress(raw);
+                // Data that does not compress (random or already compressed values) would
+                // make every block pay for a useless attempt: after a block saves less than
+                // an eighth, the next ones are stored as they are, for longer each time it
+                // happens again (up to 16 blocks), until one compresses.
+                if c.len() + raw.len() / 8 > raw.len() {
+                    self.raw_backoff = (self.raw_backoff * 2).clamp(1, 16);
+                    self.raw_blocks_ahead = self.raw_backoff;
+                } else {
+                    self.raw_backoff = 0;
+                }
                 if c.len() < raw.len() {
                     (1, c.into())
                 } else {
@@ -962,5 +982,55 @@ mod tests {
         ] {
             assert_eq!(sst.find(&absent), None, "{absent:?}");
         }
+    }
+
+    /// A run of incompressible blocks stops compression attempts for a while, and blocks
+    /// that compress again are compressed: everything reads back, and the file is small.
+    #[test]
+    fn incompressible_runs_then_compressible_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SSTableWriter::create(dir.path(), 1, Compression::default(), 0.01).unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        let value = |i: i64, noise: &mut dyn FnMut(usize) -> Vec<u8>| {
+            if i < 300 {
+                noise(2048)
+            } else {
+                vec![b'a'; 2048]
+            }
+        };
+        let mut written = vec![];
+        for i in 0..3000i64 {
+            let key = PartitionKey {
+                token: i,
+                key: Bytes::from(i.to_be_bytes().to_vec()),
+            };
+            let mut p = PartitionData::default();
+            p.rows.insert(
+                Bytes::new(),
+                crate::partition::one_column_row(Bytes::from(value(i, &mut noise))),
+            );
+            w.add(&key, &p).unwrap();
+            written.push((key, p));
+        }
+        let sst = w.finish(ClPos::default(), 0).unwrap().unwrap();
+        let all = [(Bound::Unbounded, Bound::Unbounded)];
+        for (k, p) in &written {
+            let (got, _) = sst.read(k, &all, usize::MAX, false).unwrap().unwrap();
+            assert_eq!(&got, p);
+        }
+        // 300 x 2 KiB of noise stay as they are; 2,700 x 2 KiB of one letter shrink.
+        let size = std::fs::metadata(&sst.path).unwrap().len();
+        assert!(size > 300 * 2048, "{size}");
+        assert!(size < 300 * 2048 + 400 * 1024, "{size}");
     }
 }
