@@ -910,7 +910,7 @@ pub fn execute(
                 ));
             }
         }
-        return finish(table, st, &sel, out, None, ctx);
+        return finish(table, st, sel, out, None, ctx);
     }
 
     let p = plan(table, st, ctx)?;
@@ -1254,7 +1254,7 @@ pub fn execute(
         };
         return finish_groups(table, st, &sel, out, groups, ctx);
     }
-    finish(table, st, &sel, out, next_state, ctx)
+    finish(table, st, sel, out, next_state, ctx)
 }
 
 /// Whether a partition key column is restricted by IN (Cassandra's keyIsInRelation).
@@ -1434,7 +1434,7 @@ fn tighter_hi(a: Bound<Bytes>, b: Bound<Bytes>) -> Bound<Bytes> {
 fn finish(
     table: &Table,
     st: &SelectStatement,
-    sel: &Selection,
+    sel: Selection,
     out: Vec<(RowData, Option<Vec<u8>>, PartitionKey)>,
     next: Option<PagingState>,
     ctx: &EvalCtx,
@@ -1445,7 +1445,7 @@ fn finish(
     let mut w = RowsWriter::new();
     sel.write_rows(&rows, &group_by, now_secs, st.json, &mut w)?;
     let (row_count, content) = w.finish();
-    let columns = result_specs(table, st, sel.columns.clone());
+    let columns = result_specs(table, st, sel.columns);
     let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
     Ok(Rows {
         metadata: RowsMetadata {

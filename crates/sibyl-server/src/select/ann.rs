@@ -302,5 +302,5 @@ pub fn execute(
     });
     found.truncate(limit);
     let out = found.into_iter().map(|(_, r, ck, k)| (r, ck, k)).collect();
-    finish(table, st, &sel, out, None, ctx)
+    finish(table, st, sel, out, None, ctx)
 }
