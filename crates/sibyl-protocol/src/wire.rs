@@ -39,9 +39,12 @@ impl Reader {
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        let b = self.take(N, what)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(&b);
+        // Copied out and skipped: splitting off a `Bytes` would bump and drop the buffer's
+        // reference count for every short and int of a message.
+        let Some(a) = self.buf.first_chunk::<N>().copied() else {
+            return Err(short(what, N, self.buf.len()));
+        };
+        bytes::Buf::advance(&mut self.buf, N);
         Ok(a)
     }
 

@@ -20,9 +20,19 @@ type NameSet = HashSet<&'static [u8], foldhash::fast::FixedState>;
 
 static GLOBAL: Mutex<Option<NameSet>> = Mutex::new(None);
 
+/// Slots of the by-address cache.
+const RECENT: usize = 64;
+
 thread_local! {
     /// Names this thread has seen, so the common lookup takes no lock.
     static LOCAL: RefCell<NameSet> = RefCell::new(NameSet::default());
+    /// Shared copies by address: a name that already is the shared copy (most are, coming
+    /// from the schema) is recognised without hashing it.
+    static BY_ADDRESS: RefCell<[&'static [u8]; RECENT]> = const { RefCell::new([&[]; RECENT]) };
+}
+
+fn address_slot(name: &[u8]) -> usize {
+    (name.as_ptr() as usize >> 4) % RECENT
 }
 
 /// The shared copy of `name`.
@@ -30,16 +40,24 @@ pub fn intern(name: &[u8]) -> Bytes {
     if name.is_empty() {
         return Bytes::new();
     }
-    LOCAL.with_borrow_mut(|local| {
+    let slot = address_slot(name);
+    let known = BY_ADDRESS.with_borrow(|r| {
+        let s = r[slot];
+        std::ptr::eq(s, name).then_some(s)
+    });
+    if let Some(s) = known {
+        return Bytes::from_static(s);
+    }
+    let shared = LOCAL.with_borrow_mut(|local| {
         if let Some(s) = local.get(name) {
-            return Bytes::from_static(s);
+            return *s;
         }
         let shared = {
             let mut g = GLOBAL.lock();
             let global = g.get_or_insert_with(NameSet::default);
             match global.get(name) {
                 Some(s) => *s,
-                None if global.len() >= MAX_NAMES => return Bytes::copy_from_slice(name),
+                None if global.len() >= MAX_NAMES => return &[][..],
                 None => {
                     let s: &'static [u8] = Box::leak(name.to_vec().into_boxed_slice());
                     global.insert(s);
@@ -48,8 +66,14 @@ pub fn intern(name: &[u8]) -> Bytes {
             }
         };
         local.insert(shared);
-        Bytes::from_static(shared)
-    })
+        shared
+    });
+    if shared.is_empty() {
+        // Past MAX_NAMES.
+        return Bytes::copy_from_slice(name);
+    }
+    BY_ADDRESS.with_borrow_mut(|r| r[address_slot(shared)] = shared);
+    Bytes::from_static(shared)
 }
 
 #[cfg(test)]
@@ -68,5 +92,10 @@ mod tests {
         assert_eq!(&c[..], b"humidity");
         assert_ne!(a.as_ptr(), c.as_ptr());
         assert!(intern(b"").is_empty());
+        // The shared copy itself is recognised (by address) and stays the same copy.
+        let again = intern(&a);
+        assert_eq!(again.as_ptr(), a.as_ptr());
+        let copy = intern(&a.to_vec());
+        assert_eq!(copy.as_ptr(), a.as_ptr());
     }
 }
