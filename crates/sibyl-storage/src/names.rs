@@ -95,7 +95,7 @@ mod tests {
         // The shared copy itself is recognised (by address) and stays the same copy.
         let again = intern(&a);
         assert_eq!(again.as_ptr(), a.as_ptr());
-        let copy = intern(&a.to_vec());
+        let copy = intern(a.to_vec().as_slice());
         assert_eq!(copy.as_ptr(), a.as_ptr());
     }
 }
