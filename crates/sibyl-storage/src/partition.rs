@@ -132,6 +132,20 @@ pub enum ColData {
     },
 }
 
+/// Puts `c` at `path`, or keeps the cell already there if it wins reconciliation.
+fn merge_cell(cells: &mut BTreeMap<Bytes, Cell>, path: Bytes, c: Cell) {
+    match cells.get_mut(&path) {
+        Some(existing) => {
+            if !std::ptr::eq(reconcile(existing, &c), existing) {
+                *existing = c;
+            }
+        }
+        None => {
+            cells.insert(path, c);
+        }
+    }
+}
+
 /// Per-allocation overhead of the allocator (header and rounding), counted conservatively.
 const MALLOC_OVERHEAD: usize = 16;
 /// Entries of a `BTreeMap` node (std's B = 6).
@@ -242,16 +256,7 @@ impl ColData {
             ) => {
                 *deletion = max_deletion(*deletion, od);
                 for (path, c) in oc {
-                    match cells.get_mut(&path) {
-                        Some(existing) => {
-                            if !std::ptr::eq(reconcile(existing, &c), existing) {
-                                *existing = c;
-                            }
-                        }
-                        None => {
-                            cells.insert(path, c);
-                        }
-                    }
+                    merge_cell(cells, path, c);
                 }
             }
             // A column whose kind changed (schema change): the incoming form replaces it.
@@ -284,16 +289,7 @@ impl RowData {
                 } => {
                     let mut m: BTreeMap<Bytes, Cell> = BTreeMap::new();
                     for (p, c) in cells {
-                        match m.get_mut(&p) {
-                            Some(e) => {
-                                if !std::ptr::eq(reconcile(e, &c), e) {
-                                    *e = c;
-                                }
-                            }
-                            None => {
-                                m.insert(p, c);
-                            }
-                        }
+                        merge_cell(&mut m, p, c);
                     }
                     (
                         crate::names::intern(&column),
