@@ -325,10 +325,14 @@ fn keyspace_for<'a>(
 }
 
 pub fn resolve_keyspace(name: &QualifiedName, current: Option<&str>) -> QueryResult<String> {
-    match (&name.keyspace, current) {
-        (Some(k), _) => Ok(k.clone()),
-        (None, Some(k)) => Ok(k.to_string()),
-        (None, None) => invalid("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"),
+    keyspace_of(name, current).map(str::to_string)
+}
+
+/// The keyspace `name` refers to, borrowed (for lookups that run on every execution).
+pub fn keyspace_of<'a>(name: &'a QualifiedName, current: Option<&'a str>) -> QueryResult<&'a str> {
+    match name.keyspace.as_deref().or(current) {
+        Some(k) => Ok(k),
+        None => invalid("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"),
     }
 }
 

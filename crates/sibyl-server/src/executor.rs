@@ -494,15 +494,11 @@ impl Node {
         name: &sibyl_cql::ast::QualifiedName,
         keyspace: Option<&str>,
     ) -> QueryResult<Arc<Table>> {
-        // Borrowed: this runs for every execution.
-        let Some(ks) = name.keyspace.as_deref().or(keyspace) else {
-            ddl::resolve_keyspace(name, keyspace)?;
-            unreachable!("resolve_keyspace fails without a keyspace");
-        };
+        let ks = ddl::keyspace_of(name, keyspace)?;
         if let Some(t) = self.find_table(schema, ks, &name.name) {
             return Ok(t);
         }
-        if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks) {
+        if !schema.keyspaces.contains_key(ks) && !self.vtables.contains_key(ks) {
             return invalid(format!("Keyspace {ks} does not exist"));
         }
         invalid(format!("unconfigured table {}", name.name))
@@ -876,8 +872,7 @@ impl Node {
                 )
             }
             Statement::Use(ks) => {
-                if !schema.keyspaces.contains_key(ks) && !self.vtables.keys().any(|(k, _)| k == ks)
-                {
+                if !schema.keyspaces.contains_key(ks) && !self.vtables.contains_key(ks) {
                     return invalid(format!("Keyspace '{ks}' does not exist"));
                 }
                 session.keyspace = Some(ks.clone());

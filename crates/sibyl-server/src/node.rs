@@ -1,7 +1,7 @@
 //! The node: its identity, schema, storage engine, prepared statements and the event bus that
 //! connections subscribe to. One `Node` is shared by every connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -30,7 +30,7 @@ pub struct Node {
     store: SchemaStore,
     /// Serializes schema changes.
     pub ddl_lock: Mutex<()>,
-    pub vtables: BTreeMap<(String, String), Arc<Table>>,
+    pub vtables: system_tables::VirtualTables,
     pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
     /// Whether this node still has to stream its ranges before serving them.
@@ -419,14 +419,11 @@ impl Node {
     }
 
     pub fn find_table(&self, schema: &Schema, ks: &str, name: &str) -> Option<Arc<Table>> {
-        // Virtual tables live in system keyspaces only (a test checks): other lookups skip
-        // building the owned key.
-        if ks.starts_with("system") {
-            if let Some(t) = self.vtables.get(&(ks.to_string(), name.to_string())) {
-                return Some(t.clone());
-            }
-        }
-        schema.table(ks, name).cloned()
+        self.vtables
+            .get(ks)
+            .and_then(|tables| tables.get(name))
+            .or_else(|| schema.table(ks, name))
+            .cloned()
     }
 
     pub fn shutdown(&self) {

@@ -1,7 +1,6 @@
 //! The engine: tables, write path (commit log + memtable), read path (memtables + SSTables),
 //! background flushing, compaction and commit log syncing.
 
-use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -918,41 +917,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Shutdown);
         }
-        let m = w.mutation();
-        let t = self.table(m.table)?;
-        let table_id = m.table;
-        // Sized for the usual small mutation, so encoding rarely regrows the buffer.
-        let mut e = Enc {
-            buf: Vec::with_capacity(256),
-        };
-        e.buf.extend_from_slice(table_id.as_bytes());
-        e.key(&m.key);
-        // An observer (index) sees the mutation after the memtable has it, so only a table
-        // without one can give its mutation away.
-        let observed = t.observer.read().is_some();
-        let (key, p, shared) = match w {
-            Incoming::Owned(mut m) if !observed => {
-                let key = std::mem::replace(
-                    &mut m.key,
-                    PartitionKey {
-                        token: 0,
-                        key: Bytes::new(),
-                    },
-                );
-                (key, PartitionData::from_mutation_owned(m), None)
-            }
-            Incoming::Owned(m) => (
-                m.key.clone(),
-                PartitionData::from_mutation(&m),
-                Some(Cow::Owned(m)),
-            ),
-            Incoming::Shared(m) => (
-                m.key.clone(),
-                PartitionData::from_mutation(m),
-                Some(Cow::Borrowed(m)),
-            ),
-        };
-        e.partition(&p);
+        let t = self.table(w.mutation().table)?;
         // Backpressure: wait while memtables use more than the budget.
         if self.mem_used.load(Ordering::Acquire) > self.options.memtable_space {
             let mut g = self.mem_lock.lock();
@@ -965,11 +930,32 @@ impl Inner {
         }
         let pos = {
             let mt = t.memtable.read();
-            let pos = self.commitlog.append(table_id, &e.buf)?;
+            // Read once: an observer (index) must see every write that enters this memtable
+            // after it, and it sees the mutation itself, so only a table without one can
+            // have its mutation handed over.
+            let observer = t.observer.read();
+            let (key, p, kept) = match w {
+                Incoming::Owned(mut m) if observer.is_none() => {
+                    let key = std::mem::take(&mut m.key);
+                    (key, PartitionData::from_mutation_owned(m), None)
+                }
+                w => {
+                    let m = w.mutation();
+                    (m.key.clone(), PartitionData::from_mutation(m), Some(w))
+                }
+            };
+            // Sized for the usual small mutation, so encoding rarely regrows the buffer.
+            let mut e = Enc {
+                buf: Vec::with_capacity(256),
+            };
+            e.buf.extend_from_slice(t.id.as_bytes());
+            e.key(&key);
+            e.partition(&p);
+            let pos = self.commitlog.append(t.id, &e.buf)?;
             let added = mt.apply(key, p);
             self.mem_used.fetch_add(added, Ordering::AcqRel);
-            if let (Some(o), Some(m)) = (t.observer.read().as_ref(), shared.as_deref()) {
-                o.on_write(mt.id(), m);
+            if let (Some(o), Some(w)) = (observer.as_ref(), &kept) {
+                o.on_write(mt.id(), w.mutation());
             }
             pos
         };

@@ -15,7 +15,7 @@ pub type ColumnName = Bytes;
 
 /// A partition key: its Murmur3 token and its serialized (possibly composite) key bytes.
 /// Partitions are ordered by (token, key bytes).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PartitionKey {
     pub token: i64,
     pub key: Bytes,

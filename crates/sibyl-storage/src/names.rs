@@ -48,32 +48,34 @@ pub fn intern(name: &[u8]) -> Bytes {
     if let Some(s) = known {
         return Bytes::from_static(s);
     }
-    let shared = LOCAL.with_borrow_mut(|local| {
-        if let Some(s) = local.get(name) {
-            return *s;
-        }
-        let shared = {
-            let mut g = GLOBAL.lock();
-            let global = g.get_or_insert_with(NameSet::default);
-            match global.get(name) {
-                Some(s) => *s,
-                None if global.len() >= MAX_NAMES => return &[][..],
-                None => {
-                    let s: &'static [u8] = Box::leak(name.to_vec().into_boxed_slice());
-                    global.insert(s);
-                    s
-                }
-            }
-        };
-        local.insert(shared);
-        shared
-    });
-    if shared.is_empty() {
-        // Past MAX_NAMES.
+    let Some(shared) = LOCAL.with_borrow_mut(|local| shared_copy(local, name)) else {
         return Bytes::copy_from_slice(name);
-    }
+    };
     BY_ADDRESS.with_borrow_mut(|r| r[address_slot(shared)] = shared);
     Bytes::from_static(shared)
+}
+
+/// The shared copy from this thread's set, else the process's (made if new); None past
+/// `MAX_NAMES`.
+fn shared_copy(local: &mut NameSet, name: &[u8]) -> Option<&'static [u8]> {
+    if let Some(s) = local.get(name) {
+        return Some(*s);
+    }
+    let shared = {
+        let mut g = GLOBAL.lock();
+        let global = g.get_or_insert_with(NameSet::default);
+        match global.get(name) {
+            Some(s) => *s,
+            None if global.len() >= MAX_NAMES => return None,
+            None => {
+                let s: &'static [u8] = Box::leak(name.to_vec().into_boxed_slice());
+                global.insert(s);
+                s
+            }
+        }
+    };
+    local.insert(shared);
+    Some(shared)
 }
 
 #[cfg(test)]
