@@ -92,3 +92,31 @@ def test_prepared_statements_survive_restart(node_factory, make_cluster):
     c2 = make_cluster(n, protocol_version=4)
     s2 = c2.connect()
     assert {r.k: r.v for r in s2.execute("SELECT k, v FROM prep.t")} == {1: "before", 2: "after"}
+
+
+def test_a_second_process_on_the_same_data_dir_is_refused(node_factory, make_cluster):
+    from sibyl_node import free_port, run_sibyl
+
+    n = node_factory()
+    c = make_cluster(n, protocol_version=5)
+    s = c.connect()
+    s.execute("CREATE KEYSPACE lockdir WITH replication = "
+              "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE lockdir.t (p int, c int, v text, PRIMARY KEY (p, c))")
+    write_rows(s, "lockdir.t", 0, 500)
+
+    # Other ports, same directory: it must stop before touching any file of the running node.
+    other = run_sibyl(["--data-dir", str(n.data_dir), "--listen-address", "127.0.0.1",
+                       "--native-port", str(free_port()), "--storage-port", str(free_port())])
+    assert other.returncode != 0
+    assert "is in use by another process" in other.stderr + other.stdout
+
+    # The running node is unharmed: writes (new commit log segments included) and reads work.
+    write_rows(s, "lockdir.t", 500, 1500)
+    check_rows(s, "lockdir.t", 2000)
+    c.shutdown()
+    n.stop()
+    n.start()
+    c = make_cluster(n, protocol_version=5)
+    check_rows(c.connect(), "lockdir.t", 2000)
+    c.shutdown()

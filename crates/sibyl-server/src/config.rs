@@ -144,6 +144,7 @@ pub struct YamlConfig {
     pub memtable_heap_space: Option<String>,
     pub compaction_throughput: Option<String>,
     pub file_cache_size: Option<String>,
+    pub paxos_cache_size: Option<String>,
     pub auto_snapshot: Option<bool>,
     pub partitioner: Option<String>,
     pub read_request_timeout: Option<String>,
@@ -201,6 +202,8 @@ pub struct Config {
     pub compaction_throughput_mb: Option<u64>,
     /// Cache of decompressed SSTable blocks (Cassandra's chunk cache, `file_cache_size`).
     pub file_cache_size: Option<u64>,
+    /// Memory for Paxos acceptor states; older ones are spilled to the `system.paxos` table.
+    pub paxos_cache_size: u64,
     pub auto_snapshot: bool,
     /// Coordinator timeouts, named as in cassandra.yaml.
     pub read_request_timeout: Duration,
@@ -373,6 +376,12 @@ impl Config {
                 .as_deref()
                 .map(|s| parse_size_bytes("file_cache_size", s))
                 .transpose()?,
+            paxos_cache_size: yaml
+                .paxos_cache_size
+                .as_deref()
+                .map(|s| parse_size_bytes("paxos_cache_size", s))
+                .transpose()?
+                .unwrap_or(32 << 20),
             compaction_throughput_mb: yaml
                 .compaction_throughput
                 .as_deref()

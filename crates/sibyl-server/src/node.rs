@@ -49,6 +49,29 @@ pub struct Node {
     /// Storage-attached indexes of the schema's tables.
     pub indexes: crate::indexes::Indexes,
     self_ref: std::sync::OnceLock<std::sync::Weak<Node>>,
+    /// Held for the node's life: a second process on the same data dir would replay and
+    /// rewrite files under this one.
+    _data_dir_lock: std::fs::File,
+}
+
+/// Takes the data dir's exclusive lock (released by the OS when the process ends, however).
+fn lock_data_dir(dir: &std::path::Path) -> anyhow_like::Result<std::fs::File> {
+    let path = dir.join("sibyl.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "data directory {} is in use by another process (lock {} is held)",
+            dir.display(),
+            path.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 /// Per-node identity kept across restarts (host id, tokens).
@@ -255,13 +278,18 @@ pub fn table_params(t: &Table) -> TableParams {
 impl Node {
     pub fn open(config: Config) -> anyhow_like::Result<Arc<Node>> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let data_dir_lock = lock_data_dir(&config.data_dir)?;
         let identity = load_identity(&config)?;
         let identity_bootstrapped = identity.bootstrapped;
         let store = SchemaStore::new(&config.data_dir);
         let mut schema = store.load()?;
         schema.version = crate::ddl::content_version(&schema);
-        let tables: Vec<(Uuid, TableParams)> =
+        let mut tables: Vec<(Uuid, TableParams)> =
             schema.tables().map(|t| (t.id, table_params(t))).collect();
+        tables.push((
+            crate::paxos_store::SPILL_TABLE,
+            crate::paxos_store::spill_table_params(),
+        ));
         let mut opts = EngineOptions {
             commitlog_sync: match config.commitlog_sync {
                 CommitlogSyncMode::Periodic { period_ms } => {
@@ -309,6 +337,7 @@ impl Node {
         let paxos = crate::paxos_store::PaxosStore::open(
             &config.data_dir.join("paxos"),
             config.commitlog_sync == CommitlogSyncMode::Batch,
+            config.paxos_cache_size as usize,
         )?;
         let node = Arc::new(Node {
             config,
@@ -329,6 +358,7 @@ impl Node {
             last_micros: AtomicI64::new(0),
             indexes: crate::indexes::Indexes::default(),
             self_ref: std::sync::OnceLock::new(),
+            _data_dir_lock: data_dir_lock,
         });
         let _ = node.self_ref.set(Arc::downgrade(&node));
         node.sync_indexes();

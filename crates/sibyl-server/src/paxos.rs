@@ -47,7 +47,7 @@ pub fn serve(node: &Node, verb: u16, payload: &[u8]) -> Result<Bytes, String> {
             let r: PrepareRequest = messaging::decode(payload).map_err(|e| e.to_string())?;
             let reply = node
                 .paxos
-                .update(r.table, &r.key, |s| s.prepare(r.ballot))
+                .update(&node.engine, r.table, &r.key, |s| s.prepare(r.ballot))
                 .map_err(err)?;
             Ok(messaging::encode(&reply))
         }
@@ -55,7 +55,7 @@ pub fn serve(node: &Node, verb: u16, payload: &[u8]) -> Result<Bytes, String> {
             let r: ProposalRequest = messaging::decode(payload).map_err(|e| e.to_string())?;
             let ok = node
                 .paxos
-                .update(r.table, &r.key, |s| {
+                .update(&node.engine, r.table, &r.key, |s| {
                     let ok = s.propose(r.proposal);
                     (ok, ok)
                 })
@@ -73,7 +73,9 @@ pub fn serve(node: &Node, verb: u16, payload: &[u8]) -> Result<Bytes, String> {
                 }
             }
             node.paxos
-                .update(r.table, &r.key, |s| ((), s.commit(r.proposal)))
+                .update(&node.engine, r.table, &r.key, |s| {
+                    ((), s.commit(r.proposal))
+                })
                 .map_err(err)?;
             Ok(Bytes::new())
         }
