@@ -132,3 +132,48 @@ def test_cast_functions_and_arithmetic(session, fresh_keyspace):
     assert row.a == 2.5
     tsrow = session.execute(f"SELECT toTimestamp(id) AS t, writetime(i) AS w FROM {ks}.f WHERE k = 1").one()
     assert tsrow.t is not None and tsrow.w > 0
+
+
+def test_full_primary_key_reads_match_the_general_path(session, fresh_keyspace):
+    """Reads naming every primary key column take a shortcut past the planner; a LIMIT sends
+    the same query the general way. Both must agree on rows, column names and errors."""
+    import uuid
+
+    ks = fresh_keyspace
+    session.execute(
+        f"CREATE TABLE {ks}.pk (a int, b text, c int, d timeuuid, v text, m map<int, text>, "
+        "s set<int>, PRIMARY KEY ((a, b), c, d)) WITH CLUSTERING ORDER BY (c DESC, d ASC)")
+    ins = session.prepare(f"INSERT INTO {ks}.pk (a, b, c, d, v, m, s) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    keys = []
+    for a in range(3):
+        for c in (-1, 0, 7):
+            d = uuid.uuid1()
+            keys.append((a, f"b{a}", c, d))
+            session.execute(ins, (a, f"b{a}", c, d, None if c == 0 else f"v{a}{c}",
+                                  {c: "x"} if c else None, {a, c}))
+    where = "WHERE a = ? AND b = ? AND c = ? AND d = ?"
+    shapes = ["*", "v", "v AS value, a, m", "s, d, c, b"]
+    absent = (9, "nope", 1, uuid.uuid1())
+    for shape in shapes:
+        quick = session.prepare(f"SELECT {shape} FROM {ks}.pk {where}")
+        general = session.prepare(f"SELECT {shape} FROM {ks}.pk {where} LIMIT 5")
+        for k in keys + [absent]:
+            got = session.execute(quick, k)
+            want = session.execute(general, k)
+            assert got.column_names == want.column_names
+            assert list(got) == list(want), (shape, k)
+        assert len(list(session.execute(quick, keys[1]))) == 1
+        assert list(session.execute(quick, absent)) == []
+    # Relations in another order, and literals instead of markers.
+    a, b, c, d = keys[5]
+    row = session.execute(f"SELECT v FROM {ks}.pk WHERE d = {d} AND c = {c} AND b = '{b}' AND a = {a}").one()
+    assert row.v == f"v{a}{c}"
+    # A null key value is refused the same way on both paths.
+    quick = session.prepare(f"SELECT v FROM {ks}.pk {where}")
+    general = session.prepare(f"SELECT v FROM {ks}.pk {where} LIMIT 5")
+    errors = []
+    for stmt in (quick, general):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(stmt, (1, "b1", None, keys[0][3]))
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]

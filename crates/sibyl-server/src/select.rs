@@ -20,6 +20,7 @@ use crate::selection::Selection;
 use crate::values::{eval, EvalCtx, Evaluated};
 
 mod ann;
+mod point;
 
 pub use ann::is_ann;
 
@@ -842,6 +843,11 @@ pub fn execute(
 ) -> QueryResult<Rows> {
     if ann::is_ann(st) && !table.is_virtual {
         return ann::execute(table, st, ctx, rc);
+    }
+    if !table.is_virtual {
+        if let Some(rows) = point::try_execute(table, st, ctx, &rc)? {
+            return Ok(rows);
+        }
     }
     let sel = crate::selection::compile(table, st, ctx)?;
     let user_limit = limit_value(&st.limit, "[limit]", ctx)?;
