@@ -322,3 +322,33 @@ impl<'a> Dec<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_and_reject_truncation_and_overflow() {
+        let values = [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX >> 1, u64::MAX];
+        let mut e = Enc::default();
+        for v in values {
+            e.var(v);
+        }
+        for v in [0i64, -1, 63, -64, i64::MIN, i64::MAX] {
+            e.ivar(v);
+        }
+        let mut d = Dec::new(&e.buf);
+        for v in values {
+            assert_eq!(d.var().unwrap(), v);
+        }
+        for v in [0i64, -1, 63, -64, i64::MIN, i64::MAX] {
+            assert_eq!(d.ivar().unwrap(), v);
+        }
+        assert!(d.var().is_err(), "nothing left");
+        assert!(Dec::new(&[0x80, 0x80]).var().is_err(), "truncated");
+        assert!(Dec::new(&[0xff; 10]).var().is_err(), "more than 64 bits");
+        let mut max = Enc::default();
+        max.var(u64::MAX);
+        assert_eq!(max.buf.len(), 10);
+    }
+}

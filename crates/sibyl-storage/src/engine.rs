@@ -1001,7 +1001,8 @@ impl Inner {
                 params.compression,
                 params.bloom_filter_fp_chance,
             )?
-            .with_cache(t.cache.clone());
+            .with_cache(t.cache.clone())
+            .expect_partitions(old.partition_count());
             old.for_each(|k, p| w.add(k, p))?;
             w.finish(pos, 0)
         })();

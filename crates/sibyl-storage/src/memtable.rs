@@ -89,6 +89,10 @@ impl Memtable {
         self.shards.iter().all(|s| s.read().is_empty())
     }
 
+    pub fn partition_count(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
     pub fn min_timestamp(&self) -> i64 {
         self.min_timestamp.load(Ordering::Relaxed)
     }

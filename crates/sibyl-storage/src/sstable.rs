@@ -113,7 +113,7 @@ impl SSTableWriter {
             compression,
             chunk: compression.chunk_bytes(),
             fp_chance,
-            block: Vec::new(),
+            block: Vec::with_capacity(compression.chunk_bytes() * 5 / 4),
             blocks: Vec::new(),
             index: Vec::new(),
             stats: DataStats::default(),
@@ -127,6 +127,13 @@ impl SSTableWriter {
     /// The block cache the finished SSTable reads through.
     pub fn with_cache(mut self, cache: Option<Arc<BlockCache>>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Sizes the in-memory index for this many partitions (a flush knows how many), so it
+    /// is not regrown and copied step by step.
+    pub fn expect_partitions(mut self, n: usize) -> Self {
+        self.index.reserve_exact(n);
         self
     }
 
@@ -174,9 +181,12 @@ impl SSTableWriter {
 
     fn finish_data_block(&mut self) -> Result<()> {
         if !self.block.is_empty() {
+            // The buffer is reused: a fresh one per block would regrow from nothing each time.
             let raw = std::mem::take(&mut self.block);
-            let at = self.write_block(&raw)?;
-            self.blocks.push(at);
+            let at = self.write_block(&raw);
+            self.block = raw;
+            self.block.clear();
+            self.blocks.push(at?);
         }
         Ok(())
     }
@@ -284,7 +294,14 @@ impl SSTableWriter {
         }
         let blocks_off = self.write_block(&e.buf)?;
 
-        let mut e = Enc::default();
+        let index_bytes: usize = self
+            .index
+            .iter()
+            .map(|ie| ie.key.key.len() + 16 + ie.row_index.len() * 16)
+            .sum();
+        let mut e = Enc {
+            buf: Vec::with_capacity(index_bytes + 16),
+        };
         e.var(self.index.len() as u64);
         for ie in &self.index {
             e.key(&ie.key);
