@@ -134,9 +134,10 @@ def test_cast_functions_and_arithmetic(session, fresh_keyspace):
     assert tsrow.t is not None and tsrow.w > 0
 
 
-def test_full_primary_key_reads_match_the_general_path(session, fresh_keyspace):
-    """Reads naming every primary key column take a shortcut past the planner; a LIMIT sends
-    the same query the general way. Both must agree on rows, column names and errors."""
+def test_one_partition_reads_match_the_general_path(session, fresh_keyspace):
+    """Point reads and slices of one partition take a shortcut past the planner; a PER
+    PARTITION LIMIT (which changes nothing here) sends the same query the general way. Both
+    must agree on rows, column names and errors."""
     import uuid
 
     ks = fresh_keyspace
@@ -156,7 +157,7 @@ def test_full_primary_key_reads_match_the_general_path(session, fresh_keyspace):
     absent = (9, "nope", 1, uuid.uuid1())
     for shape in shapes:
         quick = session.prepare(f"SELECT {shape} FROM {ks}.pk {where}")
-        general = session.prepare(f"SELECT {shape} FROM {ks}.pk {where} LIMIT 5")
+        general = session.prepare(f"SELECT {shape} FROM {ks}.pk {where} PER PARTITION LIMIT 99")
         for k in keys + [absent]:
             got = session.execute(quick, k)
             want = session.execute(general, k)
@@ -170,10 +171,36 @@ def test_full_primary_key_reads_match_the_general_path(session, fresh_keyspace):
     assert row.v == f"v{a}{c}"
     # A null key value is refused the same way on both paths.
     quick = session.prepare(f"SELECT v FROM {ks}.pk {where}")
-    general = session.prepare(f"SELECT v FROM {ks}.pk {where} LIMIT 5")
+    general = session.prepare(f"SELECT v FROM {ks}.pk {where} PER PARTITION LIMIT 99")
     errors = []
     for stmt in (quick, general):
         with pytest.raises(InvalidRequest) as e:
             session.execute(stmt, (1, "b1", None, keys[0][3]))
         errors.append(str(e.value))
     assert errors[0] == errors[1]
+    # Slices: a whole partition, ranges on the first clustering column (DESC) and on the
+    # second one after an equality, with and without LIMIT.
+    pk = "a = ? AND b = ?"
+    d_mid = sorted(k[3] for k in keys if k[0] == 1)[1]
+    slices = [
+        (f"{pk}", (1, "b1")),
+        (f"{pk} LIMIT 2", (1, "b1")),
+        (f"{pk} AND c >= ? LIMIT 5", (1, "b1", 0)),
+        (f"{pk} AND c > ? AND c <= ?", (2, "b2", -1, 7)),
+        (f"{pk} AND c < ?", (0, "b0", 7)),
+        (f"{pk} AND c = ? AND d > ?", (1, "b1", 7, d_mid)),
+        (f"{pk} AND c = ? AND d <= ?", (1, "b1", 0, keys[4][3])),
+    ]
+    for clause, args in slices:
+        where_part, limit_part = clause.partition(" LIMIT ")[::2]
+        tail = f" LIMIT {limit_part}" if limit_part else ""
+        quick = session.prepare(f"SELECT c, d, v FROM {ks}.pk WHERE {where_part}{tail}")
+        general = session.prepare(
+            f"SELECT c, d, v FROM {ks}.pk WHERE {where_part} PER PARTITION LIMIT 99{tail}")
+        got, want = list(session.execute(quick, args)), list(session.execute(general, args))
+        assert got == want, clause
+        assert got, f"{clause} should match rows"
+    # A limit above the page size goes the general way and pages as before.
+    stmt = session.prepare(f"SELECT c FROM {ks}.pk WHERE {pk} LIMIT 100")
+    stmt.fetch_size = 2
+    assert [r.c for r in session.execute(stmt, (2, "b2"))] == [7, 0, -1]

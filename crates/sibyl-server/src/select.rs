@@ -20,7 +20,7 @@ use crate::selection::Selection;
 use crate::values::{eval, EvalCtx, Evaluated};
 
 mod ann;
-mod point;
+mod one_partition;
 
 pub use ann::is_ann;
 
@@ -845,7 +845,7 @@ pub fn execute(
         return ann::execute(table, st, ctx, rc);
     }
     if !table.is_virtual {
-        if let Some(rows) = point::try_execute(table, st, ctx, &rc)? {
+        if let Some(rows) = one_partition::try_execute(table, st, ctx, &rc)? {
             return Ok(rows);
         }
     }

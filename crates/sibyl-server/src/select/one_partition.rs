@@ -1,7 +1,9 @@
-//! The commonest read, `SELECT <columns> FROM t WHERE <every primary key column> = ...`, answered
-//! without the general planner: one partition, one clustering key, at most one row. A query
-//! of any other shape (a LIMIT, a function, paging state, static columns, ...) is left to the
-//! general path, which also owns every error this path does not raise identically.
+//! The commonest reads, answered without the general planner: one partition named by its
+//! whole key, then either one clustering key (a point read) or a clustering prefix with at
+//! most a range on the next column (a slice), plain columns selected, and an answer that fits
+//! in one page. A query of any other shape (functions, ORDER BY, IN, filtering, paging
+//! state, static columns, ...) is left to the general path, which also owns every error this
+//! path does not raise identically.
 
 use std::ops::Bound;
 
@@ -12,13 +14,13 @@ use sibyl_storage::model::Slice;
 use sibyl_types::clustering;
 use smallvec::SmallVec;
 
-use super::{eval_bytes, partition_key_of, ReadContext};
+use super::{eval_bytes, limit_value, narrow_slice, partition_key_of, ReadContext};
 use crate::error::QueryResult;
 use crate::rows::materialize;
 use crate::schema::{ColumnKind, Table};
 use crate::values::EvalCtx;
 
-/// The rows of a full-primary-key read, or None when the statement has another shape.
+/// The rows of a one-partition read, or None when the statement has another shape.
 pub(super) fn try_execute(
     table: &Table,
     st: &SelectStatement,
@@ -31,15 +33,13 @@ pub(super) fn try_execute(
         || st.distinct
         || !st.group_by.is_empty()
         || !st.order_by.is_empty()
-        || st.limit.is_some()
         || st.per_partition_limit.is_some()
         || rc.paging_state.as_ref().is_some_and(|p| !p.is_empty())
-        || st.where_clause.len() != nkey
         || table.columns.iter().any(|c| c.kind == ColumnKind::Static)
     {
         return Ok(None);
     }
-    // Selection first: the general path reports selection errors before restriction errors.
+    // Selection, then LIMIT, then restrictions: the order the general path reports errors in.
     let mut selected: SmallVec<[(usize, &str); 8]> = SmallVec::new();
     for item in &st.selectors {
         let Selector::Column(name) = &item.selector else {
@@ -50,7 +50,9 @@ pub(super) fn try_execute(
         };
         selected.push((i, item.alias.as_deref().unwrap_or(name)));
     }
-    let mut key: SmallVec<[Option<Bytes>; 4]> = SmallVec::from_elem(None, nkey);
+    let limit = limit_value(&st.limit, "[limit]", ctx)?;
+    let mut eq: SmallVec<[Option<Bytes>; 4]> = SmallVec::from_elem(None, nkey);
+    let mut ranges: SmallVec<[(usize, Operator, Bytes); 2]> = SmallVec::new();
     for rel in &st.where_clause {
         let RelationLhs::Column(name) = &rel.lhs else {
             return Ok(None);
@@ -58,25 +60,56 @@ pub(super) fn try_execute(
         let Some(i) = table.column_index(name).filter(|i| *i < nkey) else {
             return Ok(None);
         };
-        if rel.op != Operator::Eq || key[i].is_some() {
+        let value = || eval_bytes(&rel.rhs, &table.columns[i].ty, name, ctx);
+        match rel.op {
+            Operator::Eq if eq[i].is_none() => eq[i] = Some(value()?),
+            Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte if i >= npk => {
+                ranges.push((i, rel.op, value()?))
+            }
+            _ => return Ok(None),
+        }
+    }
+    // The whole partition key; equalities on a clustering prefix; ranges only right after it.
+    let prefix = eq[npk..].iter().take_while(|v| v.is_some()).count();
+    if eq[..npk].iter().any(|v| v.is_none())
+        || eq[npk + prefix..].iter().any(|v| v.is_some())
+        || ranges.iter().any(|(i, ..)| *i != npk + prefix)
+    {
+        return Ok(None);
+    }
+    let single_row = npk + prefix == nkey;
+    if !single_row {
+        // Everything must fit in the first page: no paging state to make.
+        let page = rc.page_size.filter(|p| *p > 0);
+        if page.is_some_and(|p| limit.is_none_or(|l| l > p as u64)) {
             return Ok(None);
         }
-        key[i] = Some(eval_bytes(&rel.rhs, &table.columns[i].ty, name, ctx)?);
     }
-    let key: SmallVec<[Bytes; 4]> = key.into_iter().map(|v| v.expect("all set")).collect();
-    let (pk_parts, ck_parts) = key.split_at(npk);
-    let range = if ck_parts.is_empty() {
+    let key: SmallVec<[Bytes; 4]> = eq.into_iter().flatten().collect();
+    let (pk_parts, ck_prefix) = key.split_at(npk);
+    let ck_types = table.clustering_types();
+    let mut refs: SmallVec<[&[u8]; 4]> = ck_prefix.iter().map(|b| b.as_ref()).collect();
+    let (mut lo, mut hi) = if refs.is_empty() {
         (Bound::Unbounded, Bound::Unbounded)
     } else {
-        let refs: SmallVec<[&[u8]; 4]> = ck_parts.iter().map(|b| b.as_ref()).collect();
-        let enc = clustering::encode(&table.clustering_types(), &refs);
+        let enc = clustering::encode(&ck_types[..prefix], &refs);
         let end = clustering::prefix_end(&enc);
         (Bound::Included(enc.into()), Bound::Excluded(end.into()))
     };
+    for (_, op, v) in &ranges {
+        refs.push(v);
+        let enc = clustering::encode(&ck_types[..=prefix], &refs);
+        refs.pop();
+        narrow_slice(*op, ck_types[prefix].1, enc, &mut lo, &mut hi);
+    }
     let slice = Slice {
-        ranges: vec![range],
+        ranges: vec![(lo, hi)],
         reversed: false,
-        limit: Some(1),
+        limit: if single_row {
+            Some(1)
+        } else {
+            limit.map(|l| l as usize)
+        },
     };
     let pk = partition_key_of(pk_parts);
     let view = rc.data.read(table.id, &pk, &slice, rc.now_secs)?;
