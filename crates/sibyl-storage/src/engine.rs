@@ -697,7 +697,7 @@ impl Engine {
             let idx = s.lower_bound(from_ref);
             sst_cursor[j] = idx;
             if let Some(e) = s.index.get(idx) {
-                heap.push(Reverse((e.key.clone(), nm + j)));
+                heap.push(Reverse((e.partition_key(), nm + j)));
             }
         }
         let advance = |src: usize,
@@ -714,7 +714,7 @@ impl Engine {
                 let j = src - nm;
                 sst_cursor[j] += 1;
                 if let Some(e) = view.sstables[j].index.get(sst_cursor[j]) {
-                    heap.push(Reverse((e.key.clone(), src)));
+                    heap.push(Reverse((e.partition_key(), src)));
                 }
             }
         };

@@ -13,6 +13,7 @@ pub mod names;
 mod observer;
 mod options;
 pub mod partition;
+mod partition_index;
 mod replica;
 pub mod sorted_map;
 mod sstable;

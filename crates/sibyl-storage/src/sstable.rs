@@ -26,6 +26,7 @@ use crate::error::{Result, StorageError};
 use crate::model::{DeletionTime, PartitionKey, RangeTombstone};
 use crate::options::Compression;
 use crate::partition::{is_full_range, past_end, DataStats, PartitionData, RowData};
+use crate::partition_index::{IndexedPartition, PartitionIndex};
 
 const MAGIC: &[u8; 8] = b"SIBYLSST";
 const VERSION: u32 = 1;
@@ -409,11 +410,10 @@ pub struct SSTable {
     blocks: Vec<u64>,
     /// Offset of the first meta block (end of the last data block).
     data_end: u64,
-    pub index: Vec<IndexEntry>,
-    /// The index's tokens, densely, and every `TOKEN_STRIDE`-th of them: a point lookup
-    /// searches the samples (small enough to stay in cache), then one stride of tokens,
-    /// instead of walking the index entries with a cache miss per step.
-    tokens: Vec<i64>,
+    pub index: PartitionIndex,
+    /// Every `TOKEN_STRIDE`-th token of the index: a point lookup searches these samples
+    /// (small enough to stay in cache), then one stride of the dense tokens, instead of
+    /// bisecting the whole index with a cache miss per step.
     token_samples: Vec<i64>,
     bloom: BloomFilter,
     pub stats: SSTableStats,
@@ -554,8 +554,7 @@ impl SSTable {
             cache,
             blocks: Vec::new(),
             data_end: off(0),
-            index: Vec::new(),
-            tokens: Vec::new(),
+            index: PartitionIndex::default(),
             token_samples: Vec::new(),
             bloom: BloomFilter::with_num_bits(64).hashes(1),
             stats: SSTableStats {
@@ -580,23 +579,21 @@ impl SSTable {
         let raw = sst.read_block(None, off(1))?;
         let mut d = Dec::new(&raw);
         let n = d.var()? as usize;
-        let mut index = Vec::with_capacity(n);
+        // Capacity from the block's size, not its claimed count: a corrupt count must not
+        // reserve memory the data cannot fill.
+        let mut index = PartitionIndex::with_capacity(n.min(raw.len() / 4));
         for _ in 0..n {
             let key = d.key()?;
             let block = d.var()? as u32;
             let offset = d.var()? as u32;
             let m = d.var()? as usize;
-            let mut row_index = Vec::with_capacity(m);
+            let mut row_index = Vec::with_capacity(m.min(raw.len() / 4));
             for _ in 0..m {
                 row_index.push((d.bytes()?, d.var()? as u32, d.var()? as u32));
             }
-            index.push(IndexEntry {
-                key,
-                block,
-                offset,
-                row_index,
-            });
+            index.push(&key, block, offset, row_index);
         }
+        index.shrink_to_fit();
         let raw = sst.read_block(None, off(2))?;
         let mut d = Dec::new(&raw);
         let hashes = d.u32()?;
@@ -614,8 +611,12 @@ impl SSTable {
         let raw = sst.read_block(None, off(3))?;
         let stats = decode_stats(&mut Dec::new(&raw))?;
         sst.blocks = blocks;
-        sst.tokens = index.iter().map(|e| e.key.token).collect();
-        sst.token_samples = sst.tokens.iter().step_by(TOKEN_STRIDE).copied().collect();
+        sst.token_samples = index
+            .tokens()
+            .iter()
+            .step_by(TOKEN_STRIDE)
+            .copied()
+            .collect();
         sst.index = index;
         sst.bloom = bloom;
         sst.stats = stats;
@@ -706,12 +707,12 @@ impl SSTable {
         // begin before it).
         let s = self.token_samples.partition_point(|t| *t < key.token);
         let from = s.saturating_sub(1) * TOKEN_STRIDE;
-        let to = (s * TOKEN_STRIDE + 1).min(self.tokens.len());
-        let first = from + self.tokens[from..to].partition_point(|t| *t < key.token);
-        self.index[first..]
-            .iter()
-            .take_while(|e| e.key.token == key.token)
-            .position(|e| e.key.key == key.key)
+        let tokens = self.index.tokens();
+        let to = (s * TOKEN_STRIDE + 1).min(tokens.len());
+        let first = from + tokens[from..to].partition_point(|t| *t < key.token);
+        (first..)
+            .map_while(|i| self.index.get(i).filter(|e| e.token == key.token))
+            .position(|e| e.key == key.key.as_ref())
             .map(|p| first + p)
     }
 
@@ -719,8 +720,8 @@ impl SSTable {
     pub fn lower_bound(&self, lower: Bound<&PartitionKey>) -> usize {
         match lower {
             Bound::Unbounded => 0,
-            Bound::Included(k) => self.index.partition_point(|e| &e.key < k),
-            Bound::Excluded(k) => self.index.partition_point(|e| &e.key <= k),
+            Bound::Included(k) => self.index.partition_point(|e| e.cmp_key(k).is_lt()),
+            Bound::Excluded(k) => self.index.partition_point(|e| e.cmp_key(k).is_le()),
         }
     }
 
@@ -743,7 +744,7 @@ impl SSTable {
         let Some(i) = self.find(key) else {
             return Ok(None);
         };
-        let ie = &self.index[i];
+        let ie = self.index.get(i).expect("found above");
         let mut cur = Cursor::new(self, ie.block as usize, ie.offset as usize, true)?;
         let mut p = PartitionData::default();
         match cur.next(self)? {
@@ -820,7 +821,7 @@ impl SSTable {
     /// Rows of `ranges` from the end backwards, block by block via the row index.
     fn read_reversed(
         &self,
-        ie: &IndexEntry,
+        ie: IndexedPartition<'_>,
         mut p: PartitionData,
         ranges: &[(Bound<Bytes>, Bound<Bytes>)],
         max_rows: usize,
@@ -998,6 +999,19 @@ mod tests {
             },
         ] {
             assert_eq!(sst.find(&absent), None, "{absent:?}");
+        }
+        // Loaded, the index costs its keys plus a few words per partition.
+        let key_bytes: usize = keys.iter().map(|k| k.key.len()).sum();
+        let per_partition = (sst.index.heap_bytes() - key_bytes) / keys.len();
+        assert!(per_partition <= 24, "{per_partition} bytes per partition");
+        for absent in [Bound::Included(&keys[3]), Bound::Excluded(&keys[3])] {
+            let i = sst.lower_bound(absent);
+            let want = if matches!(absent, Bound::Included(_)) {
+                3
+            } else {
+                4
+            };
+            assert_eq!(i, want);
         }
     }
 
