@@ -577,6 +577,27 @@ pub struct Rows {
     pub content: Bytes,
 }
 
+impl Rows {
+    /// A result with full metadata for `columns` and the rows `w` wrote.
+    pub fn from_writer(
+        columns: Vec<ColumnSpec>,
+        paging_state: Option<Bytes>,
+        w: RowsWriter,
+    ) -> Rows {
+        let (row_count, content) = w.finish();
+        Rows {
+            metadata: RowsMetadata {
+                columns,
+                paging_state,
+                no_metadata: false,
+                new_metadata_id: None,
+            },
+            row_count,
+            content,
+        }
+    }
+}
+
 /// Builds the `content` of [`Rows`].
 #[derive(Debug, Default)]
 pub struct RowsWriter {

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 use sibyl_cql::ast::{ColumnTarget, Condition, Conditions, Operator, Term};
-use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
+use sibyl_protocol::messages::{ColumnSpec, Rows, RowsWriter};
 use sibyl_storage::model::{Mutation, PartitionKey};
 use sibyl_types::{split_collection, split_map, split_tuple, CqlType, Value};
 
@@ -334,18 +334,5 @@ pub fn check(
             w.finish_row();
         }
     }
-    let (row_count, content) = w.finish();
-    Ok((
-        applied,
-        Rows {
-            metadata: RowsMetadata {
-                columns,
-                paging_state: None,
-                no_metadata: false,
-                new_metadata_id: None,
-            },
-            row_count,
-            content,
-        },
-    ))
+    Ok((applied, Rows::from_writer(columns, None, w)))
 }

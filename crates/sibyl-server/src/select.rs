@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sibyl_cql::ast::{
     Operator, OrderingTarget, Relation, RelationLhs, SelectStatement, Selector, Term,
 };
-use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
+use sibyl_protocol::messages::{ColumnSpec, Rows, RowsWriter};
 use sibyl_storage::model::{PartitionKey, PartitionView, Slice};
 use sibyl_types::{clustering, murmur3, split_collection, split_map, CqlType, Value};
 
@@ -1360,17 +1360,12 @@ fn finish_groups(
     let now_secs = ctx.now_micros.div_euclid(1_000_000);
     let mut w = RowsWriter::new();
     sel.write_rows(&rows, &group_by, now_secs, st.json, &mut w)?;
-    let (row_count, content) = w.finish();
-    Ok(Rows {
-        metadata: RowsMetadata {
-            columns: result_specs(table, st, sel.columns.clone()),
-            paging_state: next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default())),
-            no_metadata: false,
-            new_metadata_id: None,
-        },
-        row_count,
-        content,
-    })
+    let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
+    Ok(Rows::from_writer(
+        result_specs(table, st, sel.columns.clone()),
+        paging_state,
+        w,
+    ))
 }
 
 trait MapTokenExcluded {
@@ -1450,19 +1445,12 @@ fn finish(
     let rows: Vec<(RowData, PartitionKey)> = out.into_iter().map(|(r, _, k)| (r, k)).collect();
     let mut w = RowsWriter::new();
     sel.write_rows(&rows, &group_by, now_secs, st.json, &mut w)?;
-    let (row_count, content) = w.finish();
-    let columns = result_specs(table, st, sel.columns);
     let paging_state = next.map(|s| Bytes::from(serde_json::to_vec(&s).unwrap_or_default()));
-    Ok(Rows {
-        metadata: RowsMetadata {
-            columns,
-            paging_state,
-            no_metadata: false,
-            new_metadata_id: None,
-        },
-        row_count,
-        content,
-    })
+    Ok(Rows::from_writer(
+        result_specs(table, st, sel.columns),
+        paging_state,
+        w,
+    ))
 }
 
 pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<ColumnSpec>> {

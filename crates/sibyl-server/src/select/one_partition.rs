@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use sibyl_cql::ast::{Operator, RelationLhs, SelectStatement, Selector};
-use sibyl_protocol::messages::{ColumnSpec, Rows, RowsMetadata, RowsWriter};
+use sibyl_protocol::messages::{ColumnSpec, Rows, RowsWriter};
 use sibyl_storage::model::Slice;
 use sibyl_types::clustering;
 use smallvec::SmallVec;
@@ -126,7 +126,6 @@ pub(super) fn try_execute(
         }
         w.finish_row();
     }
-    let (row_count, content) = w.finish();
     let spec = |name: &str, i: usize| ColumnSpec {
         keyspace: table.keyspace.clone(),
         table: table.name.clone(),
@@ -143,14 +142,5 @@ pub(super) fn try_execute(
     } else {
         selected.iter().map(|(i, n)| spec(n, *i)).collect()
     };
-    Ok(Some(Rows {
-        metadata: RowsMetadata {
-            columns,
-            paging_state: None,
-            no_metadata: false,
-            new_metadata_id: None,
-        },
-        row_count,
-        content,
-    }))
+    Ok(Some(Rows::from_writer(columns, None, w)))
 }
