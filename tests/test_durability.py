@@ -6,8 +6,16 @@ from __future__ import annotations
 from cassandra.concurrent import execute_concurrent_with_args
 
 from conftest import execute_retrying, wait_for
+from sibyl_node import free_port, run_sibyl
 
 ROWS = 2000
+
+
+def create_rows_table(session, ks):
+    """Keyspace `ks` (RF 1) with the table `ks.t` that write_rows / check_rows use."""
+    session.execute(f"CREATE KEYSPACE {ks} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute(f"CREATE TABLE {ks}.t (p int, c int, v text, PRIMARY KEY (p, c))")
 
 
 def write_rows(session, table, start, count):
@@ -40,9 +48,7 @@ def test_kill_9_twice_keeps_acknowledged_writes(node_factory, make_cluster):
     n = node_factory()
     c = make_cluster(n, protocol_version=5)
     s = c.connect()
-    s.execute("CREATE KEYSPACE dur WITH replication = "
-              "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    s.execute("CREATE TABLE dur.t (p int, c int, v text, PRIMARY KEY (p, c))")
+    create_rows_table(s, "dur")
     identity = local_identity(s)
     c.shutdown()
 
@@ -95,14 +101,10 @@ def test_prepared_statements_survive_restart(node_factory, make_cluster):
 
 
 def test_a_second_process_on_the_same_data_dir_is_refused(node_factory, make_cluster):
-    from sibyl_node import free_port, run_sibyl
-
     n = node_factory()
     c = make_cluster(n, protocol_version=5)
     s = c.connect()
-    s.execute("CREATE KEYSPACE lockdir WITH replication = "
-              "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    s.execute("CREATE TABLE lockdir.t (p int, c int, v text, PRIMARY KEY (p, c))")
+    create_rows_table(s, "lockdir")
     write_rows(s, "lockdir.t", 0, 500)
 
     # Other ports, same directory: it must stop before touching any file of the running node.

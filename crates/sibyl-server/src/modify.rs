@@ -392,24 +392,12 @@ fn where_target(
         if slices.iter().any(|(i, _, _)| *i != npk + plen) || prefixes.len() != 1 {
             return invalid("A range deletion operation needs to specify both bounds for the clustering columns preceding the slice");
         }
-        let reversed = ck_types[plen].1;
-        let mut lo: Bound<Bytes> = if clusterings[0].is_empty() {
-            Bound::Unbounded
-        } else {
-            Bound::Included(Bytes::from(clusterings[0].clone()))
-        };
-        let mut hi: Bound<Bytes> = if clusterings[0].is_empty() {
-            Bound::Unbounded
-        } else {
-            Bound::Excluded(Bytes::from(clustering::prefix_end(&clusterings[0])))
-        };
-        for (_, op, v) in &slices {
-            let mut vals: Vec<&[u8]> = prefixes[0].iter().map(|b| b.as_ref()).collect();
-            vals.push(v.as_ref());
-            let e = clustering::encode(&ck_types[..=plen], &vals);
-            crate::select::narrow_slice(*op, reversed, e, &mut lo, &mut hi);
-        }
-        slice = Some((lo, hi));
+        let refs: Vec<&[u8]> = prefixes[0].iter().map(|b| b.as_ref()).collect();
+        let cmps: Vec<(Operator, &[u8])> =
+            slices.iter().map(|(_, op, v)| (*op, v.as_ref())).collect();
+        let mut range = crate::select::prefix_range(clusterings[0].clone());
+        crate::select::narrow_after_prefix(&ck_types, &refs, &cmps, &mut range);
+        slice = Some(range);
     }
     Ok(Target {
         keys,

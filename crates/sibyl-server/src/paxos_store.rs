@@ -7,8 +7,8 @@
 //! back from it when their partition comes up again; nothing is forgotten before the
 //! engine's TTL (ten days, Cassandra's default gc_grace_seconds). Every change is logged, so a
 //! key's last record is its newest state; the log also records each hand-over, so a restart
-//! brings back into memory only what was there. The log is loaded at start-up (a torn tail is ignored) and rewritten from the in-memory states
-//! when it has grown well past them.
+//! brings back into memory only what was there. The log is loaded at start-up (a torn tail
+//! is ignored) and rewritten from the in-memory states when it has grown well past them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -149,6 +149,31 @@ fn state_column() -> Bytes {
     sibyl_storage::names::intern(b"state")
 }
 
+/// The engine row holding one spilled state.
+fn spill_mutation((table, key): &PaxosKey, state: Bytes, micros: i64) -> Mutation {
+    Mutation {
+        table: SPILL_TABLE,
+        key: spill_key(*table, key),
+        partition_deletion: None,
+        range_tombstones: vec![],
+        static_row: None,
+        rows: vec![RowUpdate {
+            clustering: Bytes::new(),
+            liveness: None,
+            deletion: None,
+            columns: vec![ColumnData::Simple {
+                column: state_column(),
+                cell: Cell {
+                    timestamp: micros,
+                    value: Some(state),
+                    ttl: SPILL_TTL_SECS,
+                    local_deletion_time: now_secs() + SPILL_TTL_SECS as i64,
+                },
+            }],
+        }],
+    }
+}
+
 fn read_spilled(engine: &Engine, table: Uuid, key: &Bytes) -> std::io::Result<Option<State>> {
     let view = engine
         .read(
@@ -242,27 +267,7 @@ impl PaxosStore {
                 inner.last_spill_micros = micros;
                 let value = postcard::to_allocvec(state).map_err(std::io::Error::other)?;
                 engine
-                    .apply_owned(Mutation {
-                        table: SPILL_TABLE,
-                        key: spill_key(k.0, &k.1),
-                        partition_deletion: None,
-                        range_tombstones: vec![],
-                        static_row: None,
-                        rows: vec![RowUpdate {
-                            clustering: Bytes::new(),
-                            liveness: None,
-                            deletion: None,
-                            columns: vec![ColumnData::Simple {
-                                column: state_column(),
-                                cell: Cell {
-                                    timestamp: micros,
-                                    value: Some(value.into()),
-                                    ttl: SPILL_TTL_SECS,
-                                    local_deletion_time: now_secs() + SPILL_TTL_SECS as i64,
-                                },
-                            }],
-                        }],
-                    })
+                    .apply_owned(spill_mutation(k, value.into(), micros))
                     .map_err(std::io::Error::other)?;
                 let e = entry(k.0, &k.1, &State::default())?;
                 self.append(inner, &e)?;

@@ -426,7 +426,8 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     // Clustering: a prefix of EQ/IN, then at most one slice.
     let ck_types = table.clustering_types();
     let mut prefixes: Vec<Vec<Bytes>> = vec![vec![]];
-    let mut slice: Option<(usize, Vec<&Restriction>)> = None;
+    // The range restrictions on the column right after the equality prefix.
+    let mut cmps: Vec<(Operator, &[u8])> = vec![];
     let mut exact = true;
     let mut stop = false;
     let restricted = |j: usize| {
@@ -483,7 +484,13 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
                 .iter()
                 .all(|r| matches!(r, Restriction::Cmp(op, _) if *op != Operator::Neq)) =>
             {
-                slice = Some((j, rs.to_vec()));
+                cmps = rs
+                    .iter()
+                    .filter_map(|r| match r {
+                        Restriction::Cmp(op, v) => Some((*op, v.as_ref())),
+                        _ => None,
+                    })
+                    .collect();
                 stop = true;
             }
             _ => {
@@ -556,29 +563,15 @@ fn plan(table: &Table, st: &SelectStatement, ctx: &EvalCtx) -> QueryResult<Plan>
     encoded.sort();
     encoded.dedup();
     let mut slice_ranges = vec![];
-    for enc in &encoded {
-        let mut lo: Bound<Bytes> = if enc.is_empty() {
-            Bound::Unbounded
-        } else {
-            Bound::Included(Bytes::from(enc.clone()))
-        };
-        let mut hi: Bound<Bytes> = if enc.is_empty() {
-            Bound::Unbounded
-        } else {
-            Bound::Excluded(Bytes::from(clustering::prefix_end(enc)))
-        };
-        if let Some((j, rs)) = &slice {
+    for enc in encoded {
+        let mut range = prefix_range(enc.clone());
+        if !cmps.is_empty() {
             // Every IN-expanded prefix has the same length; the bound is built on this one.
-            let this_prefix = clustering::decode(&ck_types[..prefixes[0].len()], enc)?;
-            for r in rs {
-                let Restriction::Cmp(op, v) = r else { continue };
-                let mut vals: Vec<&[u8]> = this_prefix.iter().map(|b| b.as_slice()).collect();
-                vals.push(v.as_ref());
-                let e = clustering::encode(&ck_types[..=*j], &vals);
-                narrow_slice(*op, ck_types[*j].1, e, &mut lo, &mut hi);
-            }
+            let this_prefix = clustering::decode(&ck_types[..prefixes[0].len()], &enc)?;
+            let refs: Vec<&[u8]> = this_prefix.iter().map(|b| b.as_slice()).collect();
+            narrow_after_prefix(&ck_types, &refs, &cmps, &mut range);
         }
-        slice_ranges.push((lo, hi));
+        slice_ranges.push(range);
     }
 
     // ORDER BY: clustering columns in declared order, all with or all against their direction.
@@ -1467,7 +1460,7 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
 }
 
 /// Result column specs; SELECT JSON returns one `[json]` text column.
-fn result_specs(
+pub(crate) fn result_specs(
     table: &Table,
     st: &SelectStatement,
     columns: Vec<(String, CqlType)>,
@@ -1482,6 +1475,36 @@ fn result_specs(
         return vec![spec("[json]".into(), CqlType::Text)];
     }
     columns.into_iter().map(|(n, t)| spec(n, t)).collect()
+}
+
+/// The rows whose clustering starts with the encoded `prefix` (every row when it is empty).
+pub(crate) fn prefix_range(prefix: Vec<u8>) -> (Bound<Bytes>, Bound<Bytes>) {
+    if prefix.is_empty() {
+        return (Bound::Unbounded, Bound::Unbounded);
+    }
+    let end = clustering::prefix_end(&prefix);
+    (
+        Bound::Included(Bytes::from(prefix)),
+        Bound::Excluded(Bytes::from(end)),
+    )
+}
+
+/// Narrows `range` by each `column op value` of `cmps`, the column being the one right after
+/// the clustering `prefix` (given as its component values).
+pub(crate) fn narrow_after_prefix(
+    ck_types: &[(CqlType, bool)],
+    prefix: &[&[u8]],
+    cmps: &[(Operator, &[u8])],
+    range: &mut (Bound<Bytes>, Bound<Bytes>),
+) {
+    let j = prefix.len();
+    let mut vals: smallvec::SmallVec<[&[u8]; 4]> = prefix.iter().copied().collect();
+    for (op, v) in cmps {
+        vals.push(v);
+        let e = clustering::encode(&ck_types[..=j], &vals);
+        vals.pop();
+        narrow_slice(*op, ck_types[j].1, e, &mut range.0, &mut range.1);
+    }
 }
 
 /// Narrows an encoded clustering range by `column op value`, where `encoded` is the clustering

@@ -696,7 +696,7 @@ impl Engine {
         for (j, s) in view.sstables.iter().enumerate() {
             let idx = s.lower_bound(from_ref);
             sst_cursor[j] = idx;
-            if let Some(e) = s.index.get(idx) {
+            if let Some(e) = s.index.key(idx) {
                 heap.push(Reverse((e.partition_key(), nm + j)));
             }
         }
@@ -713,7 +713,7 @@ impl Engine {
             } else {
                 let j = src - nm;
                 sst_cursor[j] += 1;
-                if let Some(e) = view.sstables[j].index.get(sst_cursor[j]) {
+                if let Some(e) = view.sstables[j].index.key(sst_cursor[j]) {
                     heap.push(Reverse((e.partition_key(), src)));
                 }
             }

@@ -13,19 +13,14 @@ use crate::model::PartitionKey;
 /// (first clustering in block, block, offset) for each block holding rows of a partition.
 pub type RowIndex = [(Bytes, u32, u32)];
 
-/// One partition as the index describes it.
+/// A partition's key as the index holds it.
 #[derive(Clone, Copy, Debug)]
-pub struct IndexedPartition<'a> {
+pub struct IndexedKey<'a> {
     pub token: i64,
     pub key: &'a [u8],
-    /// Data block, and offset in its decompressed bytes, of the partition's start record.
-    pub block: u32,
-    pub offset: u32,
-    /// Empty unless the partition's rows span several blocks.
-    pub row_index: &'a RowIndex,
 }
 
-impl IndexedPartition<'_> {
+impl IndexedKey<'_> {
     pub fn partition_key(&self) -> PartitionKey {
         PartitionKey {
             token: self.token,
@@ -39,6 +34,16 @@ impl IndexedPartition<'_> {
             .cmp(&k.token)
             .then_with(|| self.key.cmp(k.key.as_ref()))
     }
+}
+
+/// Where one partition's data is, as the index describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexedPartition<'a> {
+    /// Data block, and offset in its decompressed bytes, of the partition's start record.
+    pub block: u32,
+    pub offset: u32,
+    /// Empty unless the partition's rows span several blocks.
+    pub row_index: &'a RowIndex,
 }
 
 #[derive(Default)]
@@ -98,7 +103,8 @@ impl PartitionIndex {
         &self.tokens
     }
 
-    pub fn get(&self, i: usize) -> Option<IndexedPartition<'_>> {
+    /// Partition `i`'s key (what searches compare; cheaper than the whole entry).
+    pub fn key(&self, i: usize) -> Option<IndexedKey<'_>> {
         let token = *self.tokens.get(i)?;
         let start = if i == 0 {
             0
@@ -106,7 +112,14 @@ impl PartitionIndex {
             self.key_ends[i - 1] as usize
         };
         let end = self.key_ends[i] as usize;
-        let (block, offset) = self.positions[i];
+        Some(IndexedKey {
+            token,
+            key: &self.keys[start..end],
+        })
+    }
+
+    pub fn get(&self, i: usize) -> Option<IndexedPartition<'_>> {
+        let (block, offset) = *self.positions.get(i)?;
         let row_index = match self
             .row_indexes
             .binary_search_by_key(&(i as u32), |(p, _)| *p)
@@ -115,20 +128,18 @@ impl PartitionIndex {
             Err(_) => &[][..],
         };
         Some(IndexedPartition {
-            token,
-            key: &self.keys[start..end],
             block,
             offset,
             row_index,
         })
     }
 
-    /// The number of leading partitions for which `pred` holds (it must hold for a prefix).
-    pub fn partition_point(&self, pred: impl Fn(&IndexedPartition<'_>) -> bool) -> usize {
+    /// The number of leading partitions whose key satisfies `pred` (it must hold for a prefix).
+    pub fn partition_point(&self, pred: impl Fn(&IndexedKey<'_>) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if pred(&self.get(mid).expect("in range")) {
+            if pred(&self.key(mid).expect("in range")) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -182,12 +193,12 @@ mod tests {
         assert_eq!(idx.len(), 4);
         for (i, k) in keys.iter().enumerate() {
             let e = idx.get(i).unwrap();
-            assert_eq!(e.partition_key(), *k);
+            assert_eq!(idx.key(i).unwrap().partition_key(), *k);
             assert_eq!((e.block, e.offset), (i as u32, 10 * i as u32));
             assert_eq!(e.row_index.len(), if i == 1 { 2 } else { 0 });
-            assert_eq!(e.cmp_key(k), Ordering::Equal);
+            assert_eq!(idx.key(i).unwrap().cmp_key(k), Ordering::Equal);
         }
-        assert!(idx.get(4).is_none());
+        assert!(idx.get(4).is_none() && idx.key(4).is_none());
         let below = |k: &PartitionKey| idx.partition_point(|e| e.cmp_key(k) == Ordering::Less);
         assert_eq!(below(&key(3, "bb")), 1);
         assert_eq!(below(&key(3, "bz")), 2);

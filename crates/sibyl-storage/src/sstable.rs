@@ -711,7 +711,7 @@ impl SSTable {
         let to = (s * TOKEN_STRIDE + 1).min(tokens.len());
         let first = from + tokens[from..to].partition_point(|t| *t < key.token);
         (first..)
-            .map_while(|i| self.index.get(i).filter(|e| e.token == key.token))
+            .map_while(|i| self.index.key(i).filter(|e| e.token == key.token))
             .position(|e| e.key == key.key.as_ref())
             .map(|p| first + p)
     }

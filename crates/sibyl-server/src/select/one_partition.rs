@@ -5,16 +5,17 @@
 //! state, static columns, ...) is left to the general path, which also owns every error this
 //! path does not raise identically.
 
-use std::ops::Bound;
-
 use bytes::Bytes;
 use sibyl_cql::ast::{Operator, RelationLhs, SelectStatement, Selector};
-use sibyl_protocol::messages::{ColumnSpec, Rows, RowsWriter};
+use sibyl_protocol::messages::{Rows, RowsWriter};
 use sibyl_storage::model::Slice;
 use sibyl_types::clustering;
 use smallvec::SmallVec;
 
-use super::{eval_bytes, limit_value, narrow_slice, partition_key_of, ReadContext};
+use super::{
+    eval_bytes, limit_value, narrow_after_prefix, partition_key_of, prefix_range, result_specs,
+    ReadContext,
+};
 use crate::error::QueryResult;
 use crate::rows::materialize;
 use crate::schema::{ColumnKind, Table};
@@ -88,22 +89,17 @@ pub(super) fn try_execute(
     let key: SmallVec<[Bytes; 4]> = eq.into_iter().flatten().collect();
     let (pk_parts, ck_prefix) = key.split_at(npk);
     let ck_types = table.clustering_types();
-    let mut refs: SmallVec<[&[u8]; 4]> = ck_prefix.iter().map(|b| b.as_ref()).collect();
-    let (mut lo, mut hi) = if refs.is_empty() {
-        (Bound::Unbounded, Bound::Unbounded)
+    let prefix_refs: SmallVec<[&[u8]; 4]> = ck_prefix.iter().map(|b| b.as_ref()).collect();
+    let mut range = prefix_range(if prefix_refs.is_empty() {
+        vec![]
     } else {
-        let enc = clustering::encode(&ck_types[..prefix], &refs);
-        let end = clustering::prefix_end(&enc);
-        (Bound::Included(enc.into()), Bound::Excluded(end.into()))
-    };
-    for (_, op, v) in &ranges {
-        refs.push(v);
-        let enc = clustering::encode(&ck_types[..=prefix], &refs);
-        refs.pop();
-        narrow_slice(*op, ck_types[prefix].1, enc, &mut lo, &mut hi);
-    }
+        clustering::encode(&ck_types[..prefix], &prefix_refs)
+    });
+    let cmps: SmallVec<[(Operator, &[u8]); 2]> =
+        ranges.iter().map(|(_, op, v)| (*op, v.as_ref())).collect();
+    narrow_after_prefix(&ck_types, &prefix_refs, &cmps, &mut range);
     let slice = Slice {
-        ranges: vec![(lo, hi)],
+        ranges: vec![range],
         reversed: false,
         limit: if single_row {
             Some(1)
@@ -126,21 +122,21 @@ pub(super) fn try_execute(
         }
         w.finish_row();
     }
-    let spec = |name: &str, i: usize| ColumnSpec {
-        keyspace: table.keyspace.clone(),
-        table: table.name.clone(),
-        name: name.to_string(),
-        ty: table.columns[i].ty.clone(),
-    };
     let columns = if selected.is_empty() {
         table
             .columns
             .iter()
-            .enumerate()
-            .map(|(i, c)| spec(&c.name, i))
+            .map(|c| (c.name.clone(), c.ty.clone()))
             .collect()
     } else {
-        selected.iter().map(|(i, n)| spec(n, *i)).collect()
+        selected
+            .iter()
+            .map(|(i, n)| (n.to_string(), table.columns[*i].ty.clone()))
+            .collect()
     };
-    Ok(Some(Rows::from_writer(columns, None, w)))
+    Ok(Some(Rows::from_writer(
+        result_specs(table, st, columns),
+        None,
+        w,
+    )))
 }
