@@ -1463,7 +1463,7 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
 pub(crate) fn result_specs(
     table: &Table,
     st: &SelectStatement,
-    columns: Vec<(String, CqlType)>,
+    columns: impl IntoIterator<Item = (String, CqlType)>,
 ) -> Vec<ColumnSpec> {
     let spec = |n: String, t: CqlType| ColumnSpec {
         keyspace: table.keyspace.clone(),
@@ -1497,6 +1497,9 @@ pub(crate) fn narrow_after_prefix(
     cmps: &[(Operator, &[u8])],
     range: &mut (Bound<Bytes>, Bound<Bytes>),
 ) {
+    if cmps.is_empty() {
+        return;
+    }
     let j = prefix.len();
     let mut vals: smallvec::SmallVec<[&[u8]; 4]> = prefix.iter().copied().collect();
     for (op, v) in cmps {

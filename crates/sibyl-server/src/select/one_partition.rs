@@ -51,6 +51,11 @@ pub(super) fn try_execute(
         };
         selected.push((i, item.alias.as_deref().unwrap_or(name)));
     }
+    if selected.is_empty() {
+        // `SELECT *`: every column in table order.
+        let all = table.columns.iter().enumerate();
+        selected.extend(all.map(|(i, c)| (i, c.name.as_str())));
+    }
     let limit = limit_value(&st.limit, "[limit]", ctx)?;
     let mut eq: SmallVec<[Option<Bytes>; 4]> = SmallVec::from_elem(None, nkey);
     let mut ranges: SmallVec<[(usize, Operator, Bytes); 2]> = SmallVec::new();
@@ -113,27 +118,14 @@ pub(super) fn try_execute(
     let mut w = RowsWriter::new();
     for r in view.iter().flat_map(|v| v.rows.iter()) {
         let row = materialize(table, pk_parts, None, Some(r))?;
-        if selected.is_empty() {
-            row.values.iter().for_each(|v| w.push_cell(v.as_deref()));
-        } else {
-            for (i, _) in &selected {
-                w.push_cell(row.values[*i].as_deref());
-            }
+        for (i, _) in &selected {
+            w.push_cell(row.values[*i].as_deref());
         }
         w.finish_row();
     }
-    let columns = if selected.is_empty() {
-        table
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty.clone()))
-            .collect()
-    } else {
-        selected
-            .iter()
-            .map(|(i, n)| (n.to_string(), table.columns[*i].ty.clone()))
-            .collect()
-    };
+    let columns = selected
+        .iter()
+        .map(|(i, n)| (n.to_string(), table.columns[*i].ty.clone()));
     Ok(Some(Rows::from_writer(
         result_specs(table, st, columns),
         None,
