@@ -1,6 +1,6 @@
-//! One CQL client connection: a reader that decodes requests and runs each on its own task, and
-//! a writer that batches finished responses into as few socket writes as possible. Responses go
-//! out in completion order; the reader never waits for them.
+//! One CQL client connection: a reader that decodes requests, runs quick ones itself and the
+//! others on tasks of their own, and an [`Outbox`] that every finished answer is written
+//! through. Responses go out in completion order; the reader never waits for them.
 
 use std::sync::Arc;
 
@@ -9,103 +9,41 @@ use parking_lot::Mutex;
 use sibyl_protocol::codec::{Compression, ServerCodec};
 use sibyl_protocol::messages::{Envelope, Event, Request, Response, ResultBody};
 use sibyl_protocol::{Frame, ProtocolError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::error::QueryError;
 use crate::executor::Session;
 use crate::node::Node;
+use crate::outbox::{Closed, Outbox};
 
 /// Requests in flight per connection before the reader stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 1024;
 
-/// Requests run inline before their answers are handed to the writer even if more are buffered.
+/// Requests run inline before their answers are sent even if more are buffered.
 const INLINE_BATCH: usize = 64;
-
-enum Outgoing {
-    Frame(Frame),
-    Frames(Vec<Frame>),
-    SetCompression(Compression),
-    EnableV5,
-    /// Bytes already framed (protocol errors encoded by the reader's codec).
-    Raw(BytesMut),
-    /// Write what is queued, then close.
-    Close,
-}
 
 struct Shared {
     node: Arc<Node>,
     session: Mutex<Session>,
-    tx: mpsc::Sender<Outgoing>,
-    version: std::sync::atomic::AtomicU8,
+    outbox: Arc<Outbox>,
 }
 
 pub async fn handle(node: Arc<Node>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let max_frame = node.config.max_frame_size;
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT * 2);
-    let writer = tokio::spawn(async move {
-        let mut codec = ServerCodec::new(max_frame);
-        let mut out = BytesMut::with_capacity(64 * 1024);
-        let mut frames: Vec<Frame> = vec![];
-        let mut closing = false;
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            // Drain everything already queued into one buffer.
-            loop {
-                match next.take() {
-                    Some(Outgoing::Frame(f)) => frames.push(f),
-                    Some(Outgoing::Frames(mut fs)) => frames.append(&mut fs),
-                    Some(control) => {
-                        if !frames.is_empty() {
-                            codec.encode_batch(&frames, &mut out);
-                            frames.clear();
-                        }
-                        match control {
-                            Outgoing::SetCompression(c) => codec.set_compression(c),
-                            Outgoing::EnableV5 => codec.enable_v5_framing(),
-                            Outgoing::Close => closing = true,
-                            Outgoing::Raw(b) => out.extend_from_slice(&b),
-                            Outgoing::Frame(_) | Outgoing::Frames(_) => unreachable!(),
-                        }
-                    }
-                    None => {}
-                }
-                if closing || frames.len() >= 256 {
-                    break;
-                }
-                match rx.try_recv() {
-                    Ok(m) => next = Some(m),
-                    Err(_) => break,
-                }
-            }
-            if !frames.is_empty() {
-                codec.encode_batch(&frames, &mut out);
-                frames.clear();
-            }
-            if !out.is_empty() {
-                if wr.write_all(&out).await.is_err() {
-                    break;
-                }
-                out.clear();
-                if out.capacity() > 4 * 1024 * 1024 {
-                    out = BytesMut::with_capacity(64 * 1024);
-                }
-            }
-            if closing {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (mut rd, wr) = stream.into_split();
+    let outbox = Arc::new(Outbox::new(wr, max_frame));
+    let writer = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move { outbox.run_writer().await })
+    };
 
     let shared = Arc::new(Shared {
         node: node.clone(),
         session: Mutex::new(Session::default()),
-        tx: tx.clone(),
-        version: std::sync::atomic::AtomicU8::new(0),
+        outbox: outbox.clone(),
     });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut codec = ServerCodec::new(max_frame);
@@ -117,26 +55,21 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
         loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => {
-                    shared
-                        .version
-                        .store(frame.version, std::sync::atomic::Ordering::Relaxed);
                     match frame.opcode {
                         sibyl_protocol::opcode::STARTUP
                         | sibyl_protocol::opcode::OPTIONS
                         | sibyl_protocol::opcode::REGISTER
                         | sibyl_protocol::opcode::AUTH_RESPONSE => {
                             // Connection-state requests run in order, on the reader.
-                            if send_answered(&mut answered, &tx).await.is_err() {
+                            if send_answered(&mut answered, &outbox).is_err() {
                                 break 'read;
                             }
                             if frame.opcode == sibyl_protocol::opcode::STARTUP {
                                 ready = true;
                             }
-                            match control_request(&shared, &mut codec, frame, &mut events_task)
-                                .await
-                            {
+                            match control_request(&shared, &mut codec, frame, &mut events_task) {
                                 Ok(()) => {}
-                                Err(()) => break 'read,
+                                Err(_) => break 'read,
                             }
                         }
                         op if !ready => {
@@ -144,23 +77,17 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                                 "Unexpected message {}, expecting STARTUP or OPTIONS",
                                 opcode_name(op)
                             ));
-                            let _ = tx
-                                .send(Outgoing::Frame(error_frame(
-                                    frame.version,
-                                    frame.stream,
-                                    &err,
-                                )))
-                                .await;
+                            answered.push(error_frame(frame.version, frame.stream, &err));
                         }
                         _ if shared.node.cluster().is_none()
                             && runs_inline(&shared.node, &frame) =>
                         {
                             // Alone in the ring nothing waits on the network, so a short request
                             // runs right here: no task per request, and the answers to everything
-                            // one read brought in leave in one message to the writer.
+                            // one read brought in leave in one write.
                             answered.push(run_request(&shared, frame));
                             if answered.len() >= INLINE_BATCH
-                                && send_answered(&mut answered, &tx).await.is_err()
+                                && send_answered(&mut answered, &outbox).is_err()
                             {
                                 break 'read;
                             }
@@ -175,16 +102,11 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                                 // run long (scans, ANN searches): on the blocking pool they
                                 // never hold a worker, whose stall would also leave the
                                 // reactor unpolled and every connection waiting.
-                                let s = shared.clone();
-                                let frame = match tokio::task::spawn_blocking(move || {
-                                    run_request(&s, frame)
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    let frame = run_request(&shared, frame);
+                                    let _ = shared.outbox.send(&frame);
                                 })
-                                .await
-                                {
-                                    Ok(f) => f,
-                                    Err(_) => return,
-                                };
-                                let _ = shared.tx.send(Outgoing::Frame(frame)).await;
+                                .await;
                                 drop(permit);
                             });
                         }
@@ -192,22 +114,21 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    if send_answered(&mut answered, &tx).await.is_err() {
+                    if send_answered(&mut answered, &outbox).is_err() {
                         break 'read;
                     }
                     tracing::debug!("protocol error from client: {e}");
-                    let mut out = BytesMut::new();
-                    codec.encode_error(&e, &mut out);
-                    let fatal = e.is_fatal();
-                    let _ = tx.send(Outgoing::Raw(out)).await;
-                    if fatal {
-                        let _ = tx.send(Outgoing::Close).await;
+                    let _ = outbox.send_protocol_error(&e);
+                    if e.is_fatal() {
                         break 'read;
                     }
                 }
             }
         }
-        if send_answered(&mut answered, &tx).await.is_err() {
+        if send_answered(&mut answered, &outbox).is_err() {
+            break;
+        }
+        if outbox.wait_drained().await.is_err() {
             break;
         }
         match rd.read_buf(&mut buf).await {
@@ -218,8 +139,10 @@ pub async fn handle(node: Arc<Node>, stream: TcpStream) {
     if let Some(t) = events_task {
         t.abort();
     }
+    // Requests still running answer before the connection closes.
+    let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+    outbox.close();
     drop(shared);
-    drop(tx);
     let _ = writer.await;
 }
 
@@ -245,12 +168,13 @@ fn runs_inline(node: &Node, frame: &Frame) -> bool {
     }
 }
 
-async fn send_answered(answered: &mut Vec<Frame>, tx: &mpsc::Sender<Outgoing>) -> Result<(), ()> {
+fn send_answered(answered: &mut Vec<Frame>, outbox: &Outbox) -> Result<(), Closed> {
     if answered.is_empty() {
         return Ok(());
     }
-    let batch = std::mem::take(answered);
-    tx.send(Outgoing::Frames(batch)).await.map_err(|_| ())
+    let sent = outbox.send_all(answered);
+    answered.clear();
+    sent
 }
 
 fn response_frame(version: u8, stream: i16, response: Response, warnings: Vec<String>) -> Frame {
@@ -265,26 +189,24 @@ fn error_frame(version: u8, stream: i16, e: &QueryError) -> Frame {
     response_frame(version, stream, Response::Error(e.to_error_body()), vec![])
 }
 
-async fn control_request(
+/// Runs a request that changes the connection's state. `Err` ends the connection.
+fn control_request(
     shared: &Arc<Shared>,
     codec: &mut ServerCodec,
     frame: Frame,
     events_task: &mut Option<tokio::task::JoinHandle<()>>,
-) -> Result<(), ()> {
+) -> Result<(), Closed> {
     let version = frame.version;
     let stream = frame.stream;
     let env = match Request::from_frame(&frame) {
         Ok(e) => e,
         Err(e) => {
             let err = QueryError::Protocol(e.to_string());
-            let _ = shared
-                .tx
-                .send(Outgoing::Frame(error_frame(version, stream, &err)))
-                .await;
-            return if e.is_fatal() { Err(()) } else { Ok(()) };
+            shared.outbox.send(&error_frame(version, stream, &err))?;
+            return if e.is_fatal() { Err(Closed) } else { Ok(()) };
         }
     };
-    let send = |f: Frame| shared.tx.send(Outgoing::Frame(f));
+    let send = |f: Frame| shared.outbox.send(&f);
     match env.request {
         Request::Options => {
             let supported = vec![
@@ -306,9 +228,7 @@ async fn control_request(
                 stream,
                 Response::Supported(supported),
                 vec![],
-            ))
-            .await
-            .map_err(|_| ())?;
+            ))?;
         }
         Request::Startup(opts) => {
             let mut compression = Compression::None;
@@ -319,9 +239,7 @@ async fn control_request(
                         None => {
                             let err =
                                 QueryError::Protocol(format!("Unknown compression algorithm: {v}"));
-                            send(error_frame(version, stream, &err))
-                                .await
-                                .map_err(|_| ())?;
+                            send(error_frame(version, stream, &err))?;
                             return Ok(());
                         }
                     }
@@ -334,33 +252,21 @@ async fn control_request(
                 {
                     let err =
                         QueryError::Protocol(format!("Invalid or unsupported CQL version: {v}"));
-                    send(error_frame(version, stream, &err))
-                        .await
-                        .map_err(|_| ())?;
+                    send(error_frame(version, stream, &err))?;
                     return Ok(());
                 }
             }
-            send(response_frame(version, stream, Response::Ready, vec![]))
-                .await
-                .map_err(|_| ())?;
+            send(response_frame(version, stream, Response::Ready, vec![]))?;
             if version >= 5 {
                 if compression == Compression::Snappy {
                     compression = Compression::None;
                 }
-                shared
-                    .tx
-                    .send(Outgoing::SetCompression(compression))
-                    .await
-                    .map_err(|_| ())?;
-                shared.tx.send(Outgoing::EnableV5).await.map_err(|_| ())?;
+                shared.outbox.set_compression(compression)?;
+                shared.outbox.enable_v5_framing()?;
                 codec.set_compression(compression);
                 codec.enable_v5_framing();
             } else {
-                shared
-                    .tx
-                    .send(Outgoing::SetCompression(compression))
-                    .await
-                    .map_err(|_| ())?;
+                shared.outbox.set_compression(compression)?;
                 codec.set_compression(compression);
             }
         }
@@ -370,7 +276,7 @@ async fn control_request(
                 .any(|k| k.eq_ignore_ascii_case("SCHEMA_CHANGE"));
             if wants_schema && events_task.is_none() {
                 let mut rx = shared.node.events.subscribe();
-                let tx = shared.tx.clone();
+                let outbox = shared.outbox.clone();
                 let v = version;
                 *events_task = Some(tokio::spawn(async move {
                     while let Ok(ev) = rx.recv().await {
@@ -378,23 +284,19 @@ async fn control_request(
                             continue;
                         }
                         let frame = Envelope::event(ev).to_frame(v);
-                        if tx.send(Outgoing::Frame(frame)).await.is_err() {
+                        if outbox.send(&frame).is_err() {
                             break;
                         }
                     }
                 }));
             }
-            send(response_frame(version, stream, Response::Ready, vec![]))
-                .await
-                .map_err(|_| ())?;
+            send(response_frame(version, stream, Response::Ready, vec![]))?;
         }
         Request::AuthResponse(_) => {
             let err = QueryError::Protocol(
                 "Unexpected message AUTH_RESPONSE, authentication is not enabled".into(),
             );
-            send(error_frame(version, stream, &err))
-                .await
-                .map_err(|_| ())?;
+            send(error_frame(version, stream, &err))?;
         }
         _ => unreachable!("only control requests come here"),
     }

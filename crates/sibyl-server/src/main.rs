@@ -18,6 +18,7 @@ mod hints;
 mod indexes;
 mod modify;
 mod node;
+mod outbox;
 mod paxos;
 mod paxos_store;
 mod repair;
