@@ -121,7 +121,7 @@ impl Enc {
             }
         }
     }
-    pub fn opt_row(&mut self, r: &Option<RowData>) {
+    pub fn opt_row(&mut self, r: Option<&RowData>) {
         match r {
             None => self.u8(0),
             Some(r) => {
@@ -134,7 +134,7 @@ impl Enc {
     pub fn partition(&mut self, p: &PartitionData) {
         self.deletion(&p.deletion);
         self.range_tombstones(&p.range_tombstones);
-        self.opt_row(&p.static_row);
+        self.opt_row(p.static_row.as_deref());
         self.var(p.rows.len() as u64);
         for (c, r) in &p.rows {
             self.bytes(c);
@@ -317,7 +317,7 @@ impl<'a> Dec<'a> {
         Ok(PartitionData {
             deletion,
             range_tombstones,
-            static_row,
+            static_row: static_row.map(Box::new),
             rows,
         })
     }

@@ -188,7 +188,9 @@ pub struct RowData {
 pub struct PartitionData {
     pub deletion: Option<DeletionTime>,
     pub range_tombstones: Vec<RangeTombstone>,
-    pub static_row: Option<RowData>,
+    /// Boxed: most partitions have none, and the memtable keeps partitions inline in B-tree
+    /// nodes, where every byte of this struct is moved on inserts.
+    pub static_row: Option<Box<RowData>>,
     pub rows: RowMap<Bytes, RowData>,
 }
 
@@ -526,7 +528,9 @@ impl PartitionData {
         let mut p = PartitionData {
             deletion: m.partition_deletion,
             range_tombstones: Vec::new(),
-            static_row: m.static_row.map(RowData::from_update_owned),
+            static_row: m
+                .static_row
+                .map(|u| Box::new(RowData::from_update_owned(u))),
             rows: RowMap::new(),
         };
         for rt in m.range_tombstones {
@@ -560,7 +564,7 @@ impl PartitionData {
             self.add_range_tombstone(rt);
         }
         match (&mut self.static_row, other.static_row) {
-            (Some(a), Some(b)) => a.merge(b),
+            (Some(a), Some(b)) => a.merge(*b),
             (a @ None, b) => *a = b,
             (_, None) => {}
         }
@@ -650,7 +654,7 @@ impl PartitionData {
             + self.range_tombstones.len()
                 * (std::mem::size_of::<RangeTombstone>() + 2 * (MALLOC_OVERHEAD + 32));
         if let Some(r) = &self.static_row {
-            s += std::mem::size_of::<RowData>() + r.estimated_size();
+            s += std::mem::size_of::<RowData>() + MALLOC_OVERHEAD + r.estimated_size();
         }
         s += self.rows.structure_bytes();
         for (c, r) in &self.rows {

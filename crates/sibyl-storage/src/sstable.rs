@@ -229,7 +229,7 @@ impl SSTableWriter {
         e.key(key);
         e.deletion(&p.deletion);
         e.range_tombstones(&p.range_tombstones);
-        e.opt_row(&p.static_row);
+        e.opt_row(p.static_row.as_deref());
         self.block = e.buf;
         self.index.push(IndexEntry {
             key: key.clone(),
@@ -751,7 +751,7 @@ impl SSTable {
             Some(Record::Start(k, del, rts, st)) if &k == key => {
                 p.deletion = del;
                 p.range_tombstones = rts;
-                p.static_row = st;
+                p.static_row = st.map(Box::new);
             }
             _ => {
                 return Err(StorageError::Corrupt(format!(
@@ -917,7 +917,7 @@ impl Scanner<'_> {
                 PartitionData {
                     deletion: del,
                     range_tombstones: rts,
-                    static_row: st,
+                    static_row: st.map(Box::new),
                     rows: Default::default(),
                 },
             ))),
