@@ -309,7 +309,8 @@ impl<'a> Dec<'a> {
         let range_tombstones = self.range_tombstones()?;
         let static_row = self.opt_row()?;
         let n = self.var()? as usize;
-        let mut rows = RowMap::new();
+        // Bounded by the input: a corrupt count must not reserve unbounded memory.
+        let mut rows = RowMap::with_capacity(n.min(self.data.len() - self.pos));
         for _ in 0..n {
             let c = self.bytes()?;
             rows.insert(c, self.row()?);

@@ -531,7 +531,7 @@ impl PartitionData {
             static_row: m
                 .static_row
                 .map(|u| Box::new(RowData::from_update_owned(u))),
-            rows: RowMap::new(),
+            rows: RowMap::with_capacity(m.rows.len()),
         };
         for rt in m.range_tombstones {
             p.add_range_tombstone(rt);

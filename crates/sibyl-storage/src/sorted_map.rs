@@ -254,6 +254,15 @@ impl<K: Ord, V> RowMap<K, V> {
         Self::default()
     }
 
+    /// Room for `n` rows (a vector grown from empty takes room for four at once).
+    pub fn with_capacity(n: usize) -> Self {
+        if n > SMALL_ROWS {
+            RowMap::Large(BTreeMap::new())
+        } else {
+            RowMap::Small(VecMap::with_capacity(n))
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             RowMap::Small(m) => m.len(),
