@@ -86,6 +86,15 @@ impl PartitionIndex {
         self.positions.push((block, offset));
     }
 
+    /// Attaches a row index to the partition pushed last (known once its rows are written).
+    pub fn set_last_row_index(&mut self, row_index: Vec<(Bytes, u32, u32)>) {
+        let last = self.tokens.len() as u32 - 1;
+        match self.row_indexes.last_mut() {
+            Some((i, r)) if *i == last => *r = row_index.into_boxed_slice(),
+            _ => self.row_indexes.push((last, row_index.into_boxed_slice())),
+        }
+    }
+
     /// Gives back the slack of the vectors (their final sizes are known once loaded).
     pub fn shrink_to_fit(&mut self) {
         self.tokens.shrink_to_fit();
@@ -97,6 +106,15 @@ impl PartitionIndex {
 
     pub fn len(&self) -> usize {
         self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Bytes of key data held (the key buffer's length).
+    pub fn key_bytes(&self) -> usize {
+        self.keys.len()
     }
 
     pub fn tokens(&self) -> &[i64] {

@@ -50,16 +50,6 @@ pub struct SSTableStats {
     pub level: u32,
 }
 
-#[derive(Debug, Clone)]
-pub struct IndexEntry {
-    pub key: PartitionKey,
-    pub block: u32,
-    pub offset: u32,
-    /// (first clustering in block, block, offset) for each block holding rows of a partition
-    /// that spans several blocks; empty otherwise.
-    pub row_index: Vec<(Bytes, u32, u32)>,
-}
-
 pub fn data_file_name(gen: u64) -> String {
     format!("{gen}-Data.db")
 }
@@ -84,7 +74,11 @@ pub struct SSTableWriter {
     fp_chance: f64,
     block: Vec<u8>,
     blocks: Vec<u64>,
-    index: Vec<IndexEntry>,
+    /// Built as the partitions are written and handed to the finished SSTable as it is (no
+    /// reading back and decoding of what was just encoded).
+    index: PartitionIndex,
+    /// Row index of the partition being written.
+    row_index: Vec<(Bytes, u32, u32)>,
     stats: DataStats,
     last_indexed_block: u32,
     cache: Option<Arc<BlockCache>>,
@@ -116,7 +110,8 @@ impl SSTableWriter {
             fp_chance,
             block: Vec::with_capacity(compression.chunk_bytes() * 5 / 4),
             blocks: Vec::new(),
-            index: Vec::new(),
+            index: PartitionIndex::default(),
+            row_index: Vec::new(),
             stats: DataStats::default(),
             last_indexed_block: u32::MAX,
             cache: None,
@@ -134,7 +129,7 @@ impl SSTableWriter {
     /// Sizes the in-memory index for this many partitions (a flush knows how many), so it
     /// is not regrown and copied step by step.
     pub fn expect_partitions(mut self, n: usize) -> Self {
-        self.index.reserve_exact(n);
+        self.index = PartitionIndex::with_capacity(n);
         self
     }
 
@@ -231,12 +226,8 @@ impl SSTableWriter {
         e.range_tombstones(&p.range_tombstones);
         e.opt_row(p.static_row.as_deref());
         self.block = e.buf;
-        self.index.push(IndexEntry {
-            key: key.clone(),
-            block: start_block,
-            offset: start_off,
-            row_index: Vec::new(),
-        });
+        self.index.push(key, start_block, start_off, Vec::new());
+        self.row_index.clear();
         self.last_indexed_block = u32::MAX;
         Ok(())
     }
@@ -249,11 +240,7 @@ impl SSTableWriter {
         let b = self.blocks.len() as u32;
         if b != self.last_indexed_block {
             let off = self.block.len() as u32;
-            self.index
-                .last_mut()
-                .unwrap()
-                .row_index
-                .push((c.clone(), b, off));
+            self.row_index.push((c.clone(), b, off));
             self.last_indexed_block = b;
         }
         let mut e = Enc {
@@ -268,9 +255,9 @@ impl SSTableWriter {
 
     pub fn end_partition(&mut self) {
         self.block.push(REC_END);
-        let ie = self.index.last_mut().unwrap();
-        if ie.row_index.len() <= 1 {
-            ie.row_index = Vec::new();
+        if self.row_index.len() > 1 {
+            self.index
+                .set_last_row_index(std::mem::take(&mut self.row_index));
         }
     }
 
@@ -295,21 +282,19 @@ impl SSTableWriter {
         }
         let blocks_off = self.write_block(&e.buf)?;
 
-        let index_bytes: usize = self
-            .index
-            .iter()
-            .map(|ie| ie.key.key.len() + 16 + ie.row_index.len() * 16)
-            .sum();
+        let index = std::mem::take(&mut self.index);
         let mut e = Enc {
-            buf: Vec::with_capacity(index_bytes + 16),
+            buf: Vec::with_capacity(index.key_bytes() + index.len() * 16 + 16),
         };
-        e.var(self.index.len() as u64);
-        for ie in &self.index {
-            e.key(&ie.key);
-            e.var(ie.block as u64);
-            e.var(ie.offset as u64);
-            e.var(ie.row_index.len() as u64);
-            for (c, b, o) in &ie.row_index {
+        e.var(index.len() as u64);
+        for i in 0..index.len() {
+            let (k, p) = (index.key(i).unwrap(), index.get(i).unwrap());
+            e.ivar(k.token);
+            e.bytes(k.key);
+            e.var(p.block as u64);
+            e.var(p.offset as u64);
+            e.var(p.row_index.len() as u64);
+            for (c, b, o) in p.row_index {
                 e.bytes(c);
                 e.var(*b as u64);
                 e.var(*o as u64);
@@ -320,9 +305,9 @@ impl SSTableWriter {
         let fp = self.fp_chance.clamp(1e-6, 0.9);
         let mut bloom = BloomFilter::with_false_pos(fp)
             .seed(&BLOOM_SEED)
-            .expected_items(self.index.len());
-        for ie in &self.index {
-            bloom.insert(ie.key.key.as_ref());
+            .expected_items(index.len());
+        for i in 0..index.len() {
+            bloom.insert(index.key(i).unwrap().key);
         }
         let mut e = Enc::default();
         e.u32(bloom.num_hashes());
@@ -332,11 +317,12 @@ impl SSTableWriter {
         }
         let bloom_off = self.write_block(&e.buf)?;
 
+        let tokens = index.tokens();
         let stats = SSTableStats {
             data: self.stats,
-            min_token: self.index.first().unwrap().key.token,
-            max_token: self.index.last().unwrap().key.token,
-            partitions: self.index.len() as u64,
+            min_token: tokens[0],
+            max_token: tokens[tokens.len() - 1],
+            partitions: index.len() as u64,
             cl_pos,
             level,
         };
@@ -359,7 +345,11 @@ impl SSTableWriter {
         let path = self.dir.join(data_file_name(self.gen));
         fs::rename(&self.tmp, &path)?;
         sync_dir(&self.dir)?;
-        SSTable::open(&path, self.gen, self.cache).map(Some)
+        let mut sst = SSTable::new(File::open(&path)?, &path, self.gen, self.cache);
+        sst.size = self.off + FOOTER as u64;
+        sst.data_end = blocks_off;
+        sst.install(self.blocks, index, bloom, stats);
+        Ok(Some(sst))
     }
 }
 
@@ -545,28 +535,9 @@ impl SSTable {
             .map(|i| u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().unwrap()))
             .collect();
         let off = |i: usize| offs[i];
-        let mut sst = SSTable {
-            gen,
-            path: path.to_path_buf(),
-            size: len,
-            file,
-            id: next_sstable_id(),
-            cache,
-            blocks: Vec::new(),
-            data_end: off(0),
-            index: PartitionIndex::default(),
-            token_samples: Vec::new(),
-            bloom: BloomFilter::with_num_bits(64).hashes(1),
-            stats: SSTableStats {
-                data: DataStats::default(),
-                min_token: 0,
-                max_token: 0,
-                partitions: 0,
-                cl_pos: ClPos::default(),
-                level: 0,
-            },
-            obsolete: AtomicBool::new(false),
-        };
+        let mut sst = SSTable::new(file, path, gen, cache);
+        sst.size = len;
+        sst.data_end = off(0);
         let raw = sst.read_block(None, off(0))?;
         let mut d = Dec::new(&raw);
         let n = d.var()? as usize;
@@ -593,7 +564,6 @@ impl SSTable {
             }
             index.push(&key, block, offset, row_index);
         }
-        index.shrink_to_fit();
         let raw = sst.read_block(None, off(2))?;
         let mut d = Dec::new(&raw);
         let hashes = d.u32()?;
@@ -610,17 +580,54 @@ impl SSTable {
             .hashes(hashes);
         let raw = sst.read_block(None, off(3))?;
         let stats = decode_stats(&mut Dec::new(&raw))?;
-        sst.blocks = blocks;
-        sst.token_samples = index
+        sst.install(blocks, index, bloom, stats);
+        Ok(sst)
+    }
+
+    /// An SSTable with nothing loaded yet (see `install`).
+    fn new(file: File, path: &Path, gen: u64, cache: Option<Arc<BlockCache>>) -> SSTable {
+        SSTable {
+            gen,
+            path: path.to_path_buf(),
+            size: 0,
+            file,
+            id: next_sstable_id(),
+            cache,
+            blocks: Vec::new(),
+            data_end: 0,
+            index: PartitionIndex::default(),
+            token_samples: Vec::new(),
+            bloom: BloomFilter::with_num_bits(64).hashes(1),
+            stats: SSTableStats {
+                data: DataStats::default(),
+                min_token: 0,
+                max_token: 0,
+                partitions: 0,
+                cl_pos: ClPos::default(),
+                level: 0,
+            },
+            obsolete: AtomicBool::new(false),
+        }
+    }
+
+    fn install(
+        &mut self,
+        blocks: Vec<u64>,
+        mut index: PartitionIndex,
+        bloom: BloomFilter,
+        stats: SSTableStats,
+    ) {
+        index.shrink_to_fit();
+        self.blocks = blocks;
+        self.token_samples = index
             .tokens()
             .iter()
             .step_by(TOKEN_STRIDE)
             .copied()
             .collect();
-        sst.index = index;
-        sst.bloom = bloom;
-        sst.stats = stats;
-        Ok(sst)
+        self.index = index;
+        self.bloom = bloom;
+        self.stats = stats;
     }
 
     /// Data block `i`, from the block cache if `cached` and present (then also cached).
@@ -950,6 +957,72 @@ mod tests {
         let mut p = PartitionData::default();
         p.rows.insert(Bytes::new(), r);
         p
+    }
+
+    /// The SSTable a writer hands back (built from what it wrote) equals the one opened from
+    /// its file: sizes, blocks, stats, every index entry (row indexes of wide partitions too)
+    /// and the bloom filter.
+    #[test]
+    fn finished_table_matches_the_file_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SSTableWriter::create(dir.path(), 7, Compression::default(), 0.01)
+            .unwrap()
+            .expect_partitions(3);
+        let mut keys = vec![];
+        for i in 0..400i64 {
+            keys.push(PartitionKey {
+                token: i * 3 - 500,
+                key: Bytes::from(format!("key-{i}")),
+            });
+        }
+        for (n, k) in keys.iter().enumerate() {
+            let mut p = partition(n as u8);
+            if n % 100 == 7 {
+                // Wide enough to span several 16 KiB blocks: gets a row index.
+                for c in 0..300u32 {
+                    let v = Bytes::from(vec![c as u8; 200]);
+                    p.rows.insert(
+                        Bytes::from(c.to_be_bytes().to_vec()),
+                        crate::partition::one_column_row(v),
+                    );
+                }
+            }
+            w.add(k, &p).unwrap();
+        }
+        let pos = ClPos {
+            segment: 3,
+            offset: 99,
+        };
+        let built = w.finish(pos, 2).unwrap().unwrap();
+        let opened = SSTable::open(&built.path, 7, None).unwrap();
+        assert_eq!(built.size, std::fs::metadata(&built.path).unwrap().len());
+        assert_eq!(built.size, opened.size);
+        assert_eq!(built.data_end, opened.data_end);
+        assert_eq!(built.blocks, opened.blocks);
+        assert_eq!(built.token_samples, opened.token_samples);
+        assert_eq!(format!("{:?}", built.stats), format!("{:?}", opened.stats));
+        assert_eq!(built.index.len(), keys.len());
+        assert_eq!(built.index.len(), opened.index.len());
+        let mut wide = 0;
+        for i in 0..keys.len() {
+            let (a, b) = (built.index.key(i).unwrap(), opened.index.key(i).unwrap());
+            assert_eq!((a.token, a.key), (b.token, b.key));
+            let (a, b) = (built.index.get(i).unwrap(), opened.index.get(i).unwrap());
+            assert_eq!(
+                (a.block, a.offset, a.row_index),
+                (b.block, b.offset, b.row_index)
+            );
+            wide += usize::from(!a.row_index.is_empty());
+        }
+        assert_eq!(wide, 4, "the four wide partitions have row indexes");
+        assert_eq!(built.bloom.as_slice(), opened.bloom.as_slice());
+        assert_eq!(built.bloom.num_hashes(), opened.bloom.num_hashes());
+        let all = [(Bound::Unbounded, Bound::Unbounded)];
+        for k in &keys {
+            assert!(built.may_contain(k));
+            let a = built.read(k, &all, usize::MAX, false).unwrap();
+            assert_eq!(a, opened.read(k, &all, usize::MAX, false).unwrap());
+        }
     }
 
     /// Point lookups through the token samples find every key, including runs of keys that
