@@ -103,6 +103,20 @@ bench() {
     "$BENCH_BIN" "$@" --port "$port" --label "$label" --json "$json" --progress "${PROGRESS:-5}"
 }
 
+# wait_quiet PID: waits (at most 60 s) until the process uses under a tenth of a core, so a
+# measurement that follows (the ceiling's, on the same cores) does not share them with the
+# node's background work (flushes, compactions) left over from the run before.
+wait_quiet() {
+    local pid=$1 a b i
+    for i in $(seq 120); do
+        a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+        sleep 0.5
+        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+        [ $((b - a)) -lt 5 ] && return 0
+    done
+    log "pid $pid still busy after 60 s"
+}
+
 # json_field JSONFILE LABEL FIELD: FIELD of the last record with that label.
 json_field() {
     jq -r --arg l "$2" "select(.label == \$l) | .$3" "$1" | tail -1

@@ -52,6 +52,7 @@ log "starting cql-echo on 127.0.0.1:$ECHO_PORT"
 ECHO_PID=$!
 PIDS+=("$ECHO_PID")
 wait_port "$ECHO_PORT" 10
+kill -0 "$ECHO_PID" 2>/dev/null || { echo "cql-echo did not start (port $ECHO_PORT in use?)" >&2; exit 1; }
 
 start_rss_sampler "$SIBYL_PID" "$OUT/.rss1-$STAMP"
 C=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS" --row-size "$ROW_SIZE")
@@ -61,6 +62,7 @@ BIG=100000000
 bench sibyl:write "$PORT" "$JSON" write "${C[@]}" --duration "$DURATION" --warmup "$WARMUP" \
     --distribution sequential --partitions $BIG --table kv
 RSS_WRITE=$(rss_mib "$SIBYL_PID" VmRSS)
+wait_quiet "$SIBYL_PID"
 bench echo:write "$ECHO_PORT" "$JSON" write "${C[@]}" --duration "$DURATION" --warmup "$WARMUP" \
     --distribution sequential --partitions $BIG --table kv
 # The rows 0..N-1 now exist (the warm-up wrote a prefix of the same keys).
@@ -84,13 +86,16 @@ start_rss_sampler "$SIBYL_PID" "$OUT/.rss2-$STAMP"
 # ---- point read, slice read, mixed --------------------------------------------------
 R=(--duration "$DURATION" --warmup "$WARMUP")
 bench sibyl:read "$PORT" "$JSON" read "${C[@]}" "${R[@]}" --partitions "$N" --table kv
+wait_quiet "$SIBYL_PID"
 bench echo:read "$ECHO_PORT" "$JSON" read "${C[@]}" "${R[@]}" --partitions "$N" --table kv
 bench sibyl:slice "$PORT" "$JSON" slice "${C[@]}" "${R[@]}" --partitions "$WIDE_PARTS" \
     --rows-per-partition 100 --slice-rows 10 --table wide
+wait_quiet "$SIBYL_PID"
 bench echo:slice "$ECHO_PORT" "$JSON" slice "${C[@]}" "${R[@]}" --partitions "$WIDE_PARTS" \
     --rows-per-partition 100 --slice-rows 10 --table wide
 bench sibyl:mixed "$PORT" "$JSON" mixed "${C[@]}" "${R[@]}" --partitions "$N" --table kv --read-ratio 0.5
 RSS_LOAD=$(rss_mib "$SIBYL_PID" VmRSS)
+wait_quiet "$SIBYL_PID"
 bench echo:mixed "$ECHO_PORT" "$JSON" mixed "${C[@]}" "${R[@]}" --partitions "$N" --table kv --read-ratio 0.5
 
 # ---- fixed rate: half the max write throughput, latency from intended start --------
@@ -100,14 +105,17 @@ HALF=$(python3 -c "print(max(1, int(float('$MAXW') / 2)))")
 # Same workload as the max measurement: sequential keys, continuing after the rows written.
 bench sibyl:rate "$PORT" "$JSON" write "${C[@]}" --concurrency 256 --duration "$DURATION" \
     --rate "$HALF" --distribution sequential --partitions $BIG --key-offset "$N" --table kv
+wait_quiet "$SIBYL_PID"
 bench echo:rate "$ECHO_PORT" "$JSON" write "${C[@]}" --concurrency 256 --duration "$DURATION" \
     --rate "$HALF" --distribution sequential --partitions $BIG --key-offset "$N" --table kv
 
 # ---- lwt: errors are reported, not fatal --------------------------------------------
 LWT_D=$(python3 -c "print(max(1, $DURATION / 2))")
 bench sibyl:lwt "$PORT" "$JSON" lwt "${C[@]}" --duration "$LWT_D" --table kv || true
+wait_quiet "$SIBYL_PID"
 bench echo:lwt "$ECHO_PORT" "$JSON" lwt "${C[@]}" --duration "$LWT_D" --table kv || true
 bench sibyl:lwt-contended "$PORT" "$JSON" lwt-contended "${C[@]}" --duration "$LWT_D" --table kv || true
+wait_quiet "$SIBYL_PID"
 bench echo:lwt-contended "$ECHO_PORT" "$JSON" lwt-contended "${C[@]}" --duration "$LWT_D" --table kv || true
 
 HWM_2=$(rss_mib "$SIBYL_PID" VmHWM)
