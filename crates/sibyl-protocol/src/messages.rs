@@ -825,6 +825,20 @@ impl Envelope {
 
     /// Build the response frame (flags and body) for `version`.
     pub fn to_frame(&self, version: u8) -> Frame {
+        let plain =
+            self.tracing_id.is_none() && self.warnings.is_empty() && self.custom_payload.is_empty();
+        if plain && matches!(self.response, Response::Result(ResultBody::Void)) {
+            // The answer to every write: no buffer to allocate (and a second allocation for
+            // the shared header when a partly filled buffer is frozen).
+            static VOID: [u8; 4] = RESULT_VOID.to_be_bytes();
+            return Frame {
+                version,
+                flags: 0,
+                stream: self.stream,
+                opcode: self.response.opcode(),
+                body: Bytes::from_static(&VOID),
+            };
+        }
         // Room for a typical small result, so encoding does not regrow the buffer step by step.
         let mut body = BytesMut::with_capacity(256);
         let mut fl = 0u8;

@@ -842,6 +842,15 @@ fn millis() -> u128 {
         .unwrap_or(0)
 }
 
+thread_local! {
+    /// Commit log entries are encoded into one buffer per writing thread, not a fresh one
+    /// per write.
+    static ENTRY_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer grown beyond this by one large mutation is not kept for the next.
+const MAX_KEPT_ENTRY_BUF: usize = 64 * 1024;
+
 impl Inner {
     fn table(&self, id: TableId) -> Result<Arc<Table>> {
         self.tables
@@ -944,14 +953,18 @@ impl Inner {
                     (m.key.clone(), PartitionData::from_mutation(m), Some(w))
                 }
             };
-            // Sized for the usual small mutation, so encoding rarely regrows the buffer.
             let mut e = Enc {
-                buf: Vec::with_capacity(256),
+                buf: ENTRY_BUF.take(),
             };
+            e.buf.clear();
             e.buf.extend_from_slice(t.id.as_bytes());
             e.key(&key);
             e.partition(&p);
-            let pos = self.commitlog.append(t.id, &e.buf)?;
+            let appended = self.commitlog.append(t.id, &e.buf);
+            if e.buf.capacity() <= MAX_KEPT_ENTRY_BUF {
+                ENTRY_BUF.set(e.buf);
+            }
+            let pos = appended?;
             let added = mt.apply(key, p);
             self.mem_used.fetch_add(added, Ordering::AcqRel);
             if let (Some(o), Some(w)) = (observer.as_ref(), &kept) {
