@@ -162,7 +162,18 @@ impl<'a> Dec<'a> {
         self.pos += 1;
         Ok(v)
     }
+    #[inline]
     pub fn var(&mut self) -> Result<u64> {
+        // Most varints here (lengths, flags, small timestamps deltas) fit one byte.
+        if let Some(&b) = self.data.get(self.pos) {
+            if b & 0x80 == 0 {
+                self.pos += 1;
+                return Ok(b as u64);
+            }
+        }
+        self.var_long()
+    }
+    fn var_long(&mut self) -> Result<u64> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -268,11 +279,49 @@ impl<'a> Dec<'a> {
         }
         Ok(v)
     }
+    /// Moves past a byte string without copying it.
+    fn skip_bytes(&mut self) -> Result<()> {
+        let n = self.var()? as usize;
+        self.raw(n).map(|_| ())
+    }
+    fn skip_cell(&mut self) -> Result<()> {
+        self.var()?;
+        match self.u8()? {
+            0 => {}
+            1 => self.skip_bytes()?,
+            _ => return Err(corrupt("cell")),
+        }
+        self.var()?;
+        self.var().map(|_| ())
+    }
+    /// Moves past an encoded row (what `row` decodes) without building it: no allocation,
+    /// for rows a slice starts after.
+    pub fn skip_row(&mut self) -> Result<()> {
+        self.liveness()?;
+        self.deletion()?;
+        let n = self.var()?;
+        for _ in 0..n {
+            self.skip_bytes()?;
+            match self.u8()? {
+                0 => self.skip_cell()?,
+                1 => {
+                    self.deletion()?;
+                    for _ in 0..self.var()? {
+                        self.skip_bytes()?;
+                        self.skip_cell()?;
+                    }
+                }
+                _ => return Err(corrupt("column")),
+            }
+        }
+        Ok(())
+    }
     pub fn row(&mut self) -> Result<RowData> {
         let liveness = self.liveness()?;
         let deletion = self.deletion()?;
         let n = self.var()? as usize;
-        let mut columns = VecMap::new();
+        // At least two bytes per column: a corrupt count cannot reserve more than the data.
+        let mut columns = VecMap::with_capacity(n.min((self.data.len() - self.pos) / 2));
         for _ in 0..n {
             let name = self.name()?;
             let cd = match self.u8()? {
