@@ -31,11 +31,6 @@ fn write(e: &Engine, table: Uuid, i: i32, age: i32, v: [f32; 2]) {
     };
     let vec: Vec<u8> = v.iter().flat_map(|x| x.to_be_bytes()).collect();
     e.apply(&Mutation {
-        table,
-        key: key(i),
-        partition_deletion: None,
-        range_tombstones: vec![],
-        static_row: None,
         rows: vec![RowUpdate {
             clustering: Bytes::new(),
             liveness: None,
@@ -51,6 +46,7 @@ fn write(e: &Engine, table: Uuid, i: i32, age: i32, v: [f32; 2]) {
                 },
             ],
         }],
+        ..Mutation::new(table, key(i))
     })
     .unwrap();
 }

@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use sibyl_protocol::codec::{Compression, ServerCodec};
 use sibyl_protocol::messages::{Envelope, Event, Request, Response, ResultBody};
-use sibyl_protocol::{Frame, ProtocolError};
+use sibyl_protocol::Frame;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -300,7 +300,6 @@ fn control_request(
         }
         _ => unreachable!("only control requests come here"),
     }
-    let _ = ProtocolError::malformed("");
     Ok(())
 }
 

@@ -100,17 +100,11 @@ mod tests {
     use sibyl_storage::model::PartitionKey;
 
     fn mutation(k: u8) -> Mutation {
-        Mutation {
-            table: Uuid::nil(),
-            key: PartitionKey {
-                token: k as i64,
-                key: Bytes::from(vec![k]),
-            },
-            partition_deletion: None,
-            range_tombstones: vec![],
-            static_row: None,
-            rows: vec![],
-        }
+        let key = PartitionKey {
+            token: k as i64,
+            key: Bytes::from(vec![k]),
+        };
+        Mutation::new(Uuid::nil(), key)
     }
 
     #[test]

@@ -407,17 +407,6 @@ fn where_target(
     })
 }
 
-fn empty_mutation(table: &Table, key: PartitionKey) -> Mutation {
-    Mutation {
-        table: table.id,
-        key,
-        partition_deletion: None,
-        range_tombstones: vec![],
-        static_row: None,
-        rows: vec![],
-    }
-}
-
 pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResult<Vec<Mutation>> {
     // Rows have few columns: a vector of names beats hashing each one.
     let mut seen: SmallVec<[&str; 8]> = SmallVec::new();
@@ -509,7 +498,7 @@ pub fn insert(table: &Table, st: &InsertStatement, ctx: &WriteCtx) -> QueryResul
         }
         let _ = c;
     }
-    let mut m = empty_mutation(table, partition_key_of(&pk));
+    let mut m = Mutation::new(table.id, partition_key_of(&pk));
     let mut row = RowUpdate::default();
     let mut statics = RowUpdate::default();
     if missing_ck.is_empty() {
@@ -645,7 +634,7 @@ pub fn update(table: &Table, st: &UpdateStatement, ctx: &WriteCtx) -> QueryResul
     }
     let mut out = vec![];
     for key in &target.keys {
-        let mut m = empty_mutation(table, key.clone());
+        let mut m = Mutation::new(table.id, key.clone());
         for ck in &target.clusterings {
             let mut row = RowUpdate {
                 clustering: Bytes::from(ck.clone()),
@@ -860,7 +849,7 @@ pub fn delete(table: &Table, st: &DeleteStatement, ctx: &WriteCtx) -> QueryResul
     let a = attrs(table, &st.using, ctx, false)?;
     let mut out = vec![];
     for key in &target.keys {
-        let mut m = empty_mutation(table, key.clone());
+        let mut m = Mutation::new(table.id, key.clone());
         if st.columns.is_empty() {
             if let Some((lo, hi)) = &target.slice {
                 m.range_tombstones.push(RangeTombstone {

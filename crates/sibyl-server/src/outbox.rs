@@ -122,33 +122,29 @@ impl Outbox {
     fn write_pending(&self, st: &mut State) {
         while !st.pending.is_empty() {
             match self.socket.try_write(&st.pending) {
-                Ok(0) => {
-                    st.closed = true;
-                    break;
-                }
+                Ok(0) => return self.mark_closed(st),
                 Ok(n) => st.pending.advance(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    st.closed = true;
-                    break;
-                }
+                Err(_) => return self.mark_closed(st),
             }
         }
-        if st.closed {
-            st.pending = BytesMut::new();
-        } else if st.pending.capacity() > KEEP_CAPACITY {
+        if st.pending.capacity() > KEEP_CAPACITY {
             st.pending = BytesMut::with_capacity(64 * 1024);
         }
-        if st.close_when_flushed && !st.closed {
+        if st.close_when_flushed {
             let _ =
                 socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Write);
-            st.closed = true;
+            self.mark_closed(st);
         }
-        if st.closed {
-            self.drained.notify_waiters();
-            self.handed_off.notify_one();
-        }
+    }
+
+    /// Nothing more will be written: pending bytes are dropped and every waiter is woken.
+    fn mark_closed(&self, st: &mut State) {
+        st.closed = true;
+        st.pending = BytesMut::new();
+        self.drained.notify_waiters();
+        self.handed_off.notify_one();
     }
 
     /// Waits while more than `MAX_PENDING` bytes wait for the client to read them.
@@ -179,11 +175,7 @@ impl Outbox {
                     return;
                 }
                 if self.socket.writable().await.is_err() {
-                    let mut st = self.state.lock();
-                    st.closed = true;
-                    st.pending = BytesMut::new();
-                    self.drained.notify_waiters();
-                    return;
+                    return self.mark_closed(&mut self.state.lock());
                 }
                 let mut st = self.state.lock();
                 self.write_pending(&mut st);

@@ -152,11 +152,6 @@ fn state_column() -> Bytes {
 /// The engine row holding one spilled state.
 fn spill_mutation((table, key): &PaxosKey, state: Bytes, micros: i64) -> Mutation {
     Mutation {
-        table: SPILL_TABLE,
-        key: spill_key(*table, key),
-        partition_deletion: None,
-        range_tombstones: vec![],
-        static_row: None,
         rows: vec![RowUpdate {
             clustering: Bytes::new(),
             liveness: None,
@@ -171,6 +166,7 @@ fn spill_mutation((table, key): &PaxosKey, state: Bytes, micros: i64) -> Mutatio
                 },
             }],
         }],
+        ..Mutation::new(SPILL_TABLE, spill_key(*table, key))
     }
 }
 

@@ -97,6 +97,20 @@ pub struct Mutation {
     pub rows: Vec<RowUpdate>,
 }
 
+impl Mutation {
+    /// A mutation of partition `key` that changes nothing yet.
+    pub fn new(table: TableId, key: PartitionKey) -> Mutation {
+        Mutation {
+            table,
+            key,
+            partition_deletion: None,
+            range_tombstones: vec![],
+            static_row: None,
+            rows: vec![],
+        }
+    }
+}
+
 /// Which rows of a partition to read: the union of `ranges` (sorted, non-overlapping),
 /// in reverse clustering order when `reversed`, at most `limit` live rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

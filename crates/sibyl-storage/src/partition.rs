@@ -91,17 +91,16 @@ pub fn liveness_is_live(l: &LivenessInfo, now: i64) -> bool {
 }
 
 pub fn bound_contains(start: &Bound<Bytes>, end: &Bound<Bytes>, c: &[u8]) -> bool {
-    let after_start = match start {
-        Bound::Unbounded => true,
-        Bound::Included(s) => c >= &s[..],
-        Bound::Excluded(s) => c > &s[..],
-    };
-    let before_end = match end {
-        Bound::Unbounded => true,
-        Bound::Included(e) => c <= &e[..],
-        Bound::Excluded(e) => c < &e[..],
-    };
-    after_start && before_end
+    !before_start(start, c) && !past_end(end, c)
+}
+
+/// Whether clustering `c` sorts before a range starting at `start`.
+pub fn before_start(start: &Bound<Bytes>, c: &[u8]) -> bool {
+    match start {
+        Bound::Unbounded => false,
+        Bound::Included(s) => c < &s[..],
+        Bound::Excluded(s) => c <= &s[..],
+    }
 }
 
 /// True when `c` lies beyond the end bound (used to stop forward scans).

@@ -87,12 +87,11 @@ impl PartitionIndex {
     }
 
     /// Attaches a row index to the partition pushed last (known once its rows are written).
+    /// The partition must have been pushed without one.
     pub fn set_last_row_index(&mut self, row_index: Vec<(Bytes, u32, u32)>) {
         let last = self.tokens.len() as u32 - 1;
-        match self.row_indexes.last_mut() {
-            Some((i, r)) if *i == last => *r = row_index.into_boxed_slice(),
-            _ => self.row_indexes.push((last, row_index.into_boxed_slice())),
-        }
+        debug_assert!(self.row_indexes.last().is_none_or(|(i, _)| *i < last));
+        self.row_indexes.push((last, row_index.into_boxed_slice()));
     }
 
     /// Gives back the slack of the vectors (their final sizes are known once loaded).

@@ -345,9 +345,9 @@ impl SSTableWriter {
         let path = self.dir.join(data_file_name(self.gen));
         fs::rename(&self.tmp, &path)?;
         sync_dir(&self.dir)?;
-        let mut sst = SSTable::new(File::open(&path)?, &path, self.gen, self.cache);
-        sst.size = self.off + FOOTER as u64;
-        sst.data_end = blocks_off;
+        let size = self.off + FOOTER as u64;
+        let file = File::open(&path)?;
+        let mut sst = SSTable::new(file, &path, self.gen, self.cache, size, blocks_off);
         sst.install(self.blocks, index, bloom, stats);
         Ok(Some(sst))
     }
@@ -473,14 +473,23 @@ impl Cursor {
         self.pos >= self.data.len()
     }
 
-    fn next(&mut self, sst: &SSTable) -> Result<Option<Record>> {
+    /// Moves on to the next block when this one is read to its end; false at the end of the
+    /// data.
+    fn fill(&mut self, sst: &SSTable) -> Result<bool> {
         while self.pos >= self.data.len() {
-            self.block += 1;
-            if self.block >= sst.blocks.len() {
-                return Ok(None);
+            if self.block + 1 >= sst.blocks.len() {
+                return Ok(false);
             }
+            self.block += 1;
             self.data = sst.data_block(self.block, self.cached)?;
             self.pos = 0;
+        }
+        Ok(true)
+    }
+
+    fn next(&mut self, sst: &SSTable) -> Result<Option<Record>> {
+        if !self.fill(sst)? {
+            return Ok(None);
         }
         let mut d = Dec {
             data: &self.data,
@@ -507,19 +516,11 @@ impl Cursor {
     /// without decoding them (a slice within a partition that has no row index, or within
     /// one block of it); stops at the first other record.
     fn skip_rows_before(&mut self, sst: &SSTable, start: &Bound<Bytes>) -> Result<()> {
-        let (Bound::Included(b) | Bound::Excluded(b)) = start else {
+        if matches!(start, Bound::Unbounded) {
             return Ok(());
-        };
-        loop {
-            if self.pos >= self.data.len() {
-                // The next block may hold the rest of the partition.
-                if self.block + 1 >= sst.blocks.len() {
-                    return Ok(());
-                }
-                self.block += 1;
-                self.data = sst.data_block(self.block, self.cached)?;
-                self.pos = 0;
-            }
+        }
+        // The rest of the partition may be in the next blocks.
+        while self.fill(sst)? {
             let mut d = Dec {
                 data: &self.data,
                 pos: self.pos,
@@ -528,17 +529,13 @@ impl Cursor {
                 return Ok(());
             }
             let n = d.var()? as usize;
-            let c = d.raw(n)?;
-            let before = match start {
-                Bound::Included(_) => c < b.as_ref(),
-                _ => c <= b.as_ref(),
-            };
-            if !before {
+            if !crate::partition::before_start(start, d.raw(n)?) {
                 return Ok(());
             }
             d.skip_row()?;
             self.pos = d.pos;
         }
+        Ok(())
     }
 }
 
@@ -573,9 +570,7 @@ impl SSTable {
             .map(|i| u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().unwrap()))
             .collect();
         let off = |i: usize| offs[i];
-        let mut sst = SSTable::new(file, path, gen, cache);
-        sst.size = len;
-        sst.data_end = off(0);
+        let mut sst = SSTable::new(file, path, gen, cache, len, off(0));
         let raw = sst.read_block(None, off(0))?;
         let mut d = Dec::new(&raw);
         let n = d.var()? as usize;
@@ -622,17 +617,25 @@ impl SSTable {
         Ok(sst)
     }
 
-    /// An SSTable with nothing loaded yet (see `install`).
-    fn new(file: File, path: &Path, gen: u64, cache: Option<Arc<BlockCache>>) -> SSTable {
+    /// An SSTable of `size` bytes whose data blocks end at `data_end`, with nothing loaded yet
+    /// (see `install`).
+    fn new(
+        file: File,
+        path: &Path,
+        gen: u64,
+        cache: Option<Arc<BlockCache>>,
+        size: u64,
+        data_end: u64,
+    ) -> SSTable {
         SSTable {
             gen,
             path: path.to_path_buf(),
-            size: 0,
+            size,
             file,
             id: next_sstable_id(),
             cache,
             blocks: Vec::new(),
-            data_end: 0,
+            data_end,
             index: PartitionIndex::default(),
             token_samples: Vec::new(),
             bloom: BloomFilter::with_num_bits(64).hashes(1),

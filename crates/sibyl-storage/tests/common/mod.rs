@@ -67,14 +67,7 @@ pub fn dt(ts: i64, ldt: i64) -> DeletionTime {
 }
 
 pub fn empty_mutation(table: TableId, key: PartitionKey) -> Mutation {
-    Mutation {
-        table,
-        key,
-        partition_deletion: None,
-        range_tombstones: vec![],
-        static_row: None,
-        rows: vec![],
-    }
+    Mutation::new(table, key)
 }
 
 /// INSERT-like: row with liveness and one simple column.
