@@ -3,6 +3,7 @@
 //! wires together the codec, the parser, the type system and the storage engine.
 
 mod admin;
+mod alloc;
 mod batchlog;
 mod cas;
 mod config;
@@ -29,10 +30,8 @@ mod selection;
 mod system_tables;
 mod values;
 
-// Requests allocate many small, short-lived buffers on several threads; glibc's malloc spent a
-// fifth of the node's CPU on them under load (perf), mimalloc a fraction of that.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::Allocator = alloc::Allocator;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -42,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
+    alloc::set_purge_delay(10_000);
     let flags = match config::Flags::try_parse() {
         Ok(f) => f,
         Err(e) => {
