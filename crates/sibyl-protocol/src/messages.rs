@@ -617,6 +617,12 @@ impl RowsWriter {
     }
     /// Append one cell (`None` = null).
     pub fn push_cell(&mut self, cell: Option<&[u8]>) {
+        let need = 4 + cell.map_or(0, <[u8]>::len);
+        if self.buf.capacity() - self.buf.len() < need {
+            // Grow geometrically from a small result's size: growing by exactly what each
+            // cell needs reallocated (and copied) the buffer for nearly every cell.
+            self.buf.reserve(need.max(self.buf.len()).max(256));
+        }
         wire::put_bytes(&mut self.buf, cell);
     }
     /// Mark the end of the current row.
@@ -839,8 +845,13 @@ impl Envelope {
                 body: Bytes::from_static(&VOID),
             };
         }
-        // Room for a typical small result, so encoding does not regrow the buffer step by step.
-        let mut body = BytesMut::with_capacity(256);
+        // Room for the rows and a typical metadata, so encoding does not regrow the buffer
+        // step by step (each step copies what was written).
+        let rows = match &self.response {
+            Response::Result(ResultBody::Rows(r)) => r.content.len(),
+            _ => 0,
+        };
+        let mut body = BytesMut::with_capacity(256 + rows);
         let mut fl = 0u8;
         if let Some(id) = &self.tracing_id {
             fl |= flags::TRACING;
