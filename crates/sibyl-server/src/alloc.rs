@@ -101,8 +101,14 @@ mod tests {
                     assert_eq!(z as usize % align, 0);
                     assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
                     let grown = a.realloc(p, l, size * 3);
-                    assert_eq!(grown as usize % align, 0, "realloc size {size} align {align}");
-                    assert!(std::slice::from_raw_parts(grown, size).iter().all(|&b| b == 0xAB));
+                    assert_eq!(
+                        grown as usize % align,
+                        0,
+                        "realloc size {size} align {align}"
+                    );
+                    assert!(std::slice::from_raw_parts(grown, size)
+                        .iter()
+                        .all(|&b| b == 0xAB));
                     live.push((grown, Layout::from_size_align(size * 3, align).unwrap()));
                     live.push((z, l));
                 }

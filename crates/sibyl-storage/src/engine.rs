@@ -1106,6 +1106,7 @@ impl Inner {
             if let Err(e) = self.commitlog.sync_all() {
                 tracing::error!(error = %e, "commit log sync failed");
             }
+            self.commitlog.prepare_spare();
         }
     }
 

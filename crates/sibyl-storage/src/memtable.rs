@@ -108,8 +108,7 @@ fn shard_of(token: i64) -> usize {
 /// (token and pointer, nodes taken as half full), the boxed slot, the key bytes and the
 /// allocator's overhead for the box and the key.
 fn partition_overhead(key: &PartitionKey) -> u64 {
-    (2 * (8 + 8) + std::mem::size_of::<Slot>() + key.key.len().next_multiple_of(16) + 2 * 16)
-        as u64
+    (2 * (8 + 8) + std::mem::size_of::<Slot>() + key.key.len().next_multiple_of(16) + 2 * 16) as u64
 }
 
 impl Memtable {
@@ -191,7 +190,9 @@ impl Memtable {
     pub fn next_key(&self, lower: Bound<&PartitionKey>) -> Option<PartitionKey> {
         let (first, from_token) = match lower {
             Bound::Unbounded => (0, Bound::Unbounded),
-            Bound::Included(k) | Bound::Excluded(k) => (shard_of(k.token), Bound::Included(k.token)),
+            Bound::Included(k) | Bound::Excluded(k) => {
+                (shard_of(k.token), Bound::Included(k.token))
+            }
         };
         let above = |k: &PartitionKey| match lower {
             Bound::Unbounded => true,
@@ -272,7 +273,13 @@ mod tests {
             token: t,
             key: Bytes::copy_from_slice(k.as_bytes()),
         };
-        for (t, k, c) in [(5, "m", 1), (5, "c", 2), (5, "x", 3), (5, "h", 4), (-9, "z", 5)] {
+        for (t, k, c) in [
+            (5, "m", 1),
+            (5, "c", 2),
+            (5, "x", 3),
+            (5, "h", 4),
+            (-9, "z", 5),
+        ] {
             m.apply(key(t, k), one_row(c));
         }
         m.apply(key(5, "h"), one_row(6));
@@ -284,12 +291,20 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let expect = [(-9, "z", 1), (5, "c", 1), (5, "h", 2), (5, "m", 1), (5, "x", 2)];
+        let expect = [
+            (-9, "z", 1),
+            (5, "c", 1),
+            (5, "h", 2),
+            (5, "m", 1),
+            (5, "x", 2),
+        ];
         let expect: Vec<_> = expect.iter().map(|&(t, k, n)| (key(t, k), n)).collect();
         assert_eq!(seen, expect);
         for (k, _) in &expect {
             assert!(m.contains(k));
-            assert!(m.get_sliced(k, &[(Bound::Unbounded, Bound::Unbounded)], 10, false).is_some());
+            assert!(m
+                .get_sliced(k, &[(Bound::Unbounded, Bound::Unbounded)], 10, false)
+                .is_some());
         }
         assert!(!m.contains(&key(5, "a")));
         assert!(!m.contains(&key(6, "m")));
@@ -301,7 +316,10 @@ mod tests {
         assert_eq!(next(Bound::Excluded(&key(5, "h"))), Some(key(5, "m")));
         assert_eq!(next(Bound::Included(&key(5, "i"))), Some(key(5, "m")));
         assert_eq!(next(Bound::Excluded(&key(5, "x"))), None);
-        assert_eq!(next(Bound::Included(&key(i64::MIN, ""))), Some(key(-9, "z")));
+        assert_eq!(
+            next(Bound::Included(&key(i64::MIN, ""))),
+            Some(key(-9, "z"))
+        );
     }
 
     fn row(value: usize) -> RowData {
