@@ -163,9 +163,18 @@ fn prefault(map: &MmapRaw) {
     {
         /// `MADV_POPULATE_WRITE` (Linux UAPI; not yet named by the libc crate).
         const POPULATE_WRITE: libc::c_int = 23;
-        // SAFETY: the range is exactly the live mapping; populating changes no contents.
-        unsafe {
-            libc::madvise(map.as_mut_ptr().cast(), map.len(), POPULATE_WRITE);
+        /// Populating holds the process's memory-map lock: in steps this size, an allocator
+        /// mapping memory on a request thread waits for one step, not the whole segment.
+        const STEP: usize = 1 << 20;
+        let mut at = 0;
+        while at < map.len() {
+            let len = STEP.min(map.len() - at);
+            // SAFETY: the range lies within the live mapping; populating changes no contents.
+            let r = unsafe { libc::madvise(map.as_mut_ptr().add(at).cast(), len, POPULATE_WRITE) };
+            if r != 0 {
+                return;
+            }
+            at += len;
         }
     }
     #[cfg(not(target_os = "linux"))]
