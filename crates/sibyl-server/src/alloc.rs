@@ -27,28 +27,36 @@ fn plain(layout: &Layout, size: usize) -> bool {
     layout.align() <= PLAIN_ALIGN && layout.align() <= size
 }
 
+/// A block for `layout` from the plain or the aligned one of a pair of mimalloc calls.
+///
+/// # Safety
+/// Both calls must be mimalloc allocation functions.
+#[inline(always)]
+unsafe fn block(
+    layout: Layout,
+    plain_call: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_call: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: mimalloc's allocation functions accept any size; a zero-size layout cannot
+    // reach a GlobalAlloc.
+    unsafe {
+        if plain(&layout, layout.size()) {
+            plain_call(layout.size()) as *mut u8
+        } else {
+            aligned_call(layout.size(), layout.align()) as *mut u8
+        }
+    }
+}
+
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: mimalloc's allocation functions accept any size; a zero-size layout cannot
-        // reach a GlobalAlloc.
-        unsafe {
-            if plain(&layout, layout.size()) {
-                mi::mi_malloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        // SAFETY: a pair of mimalloc allocation functions.
+        unsafe { block(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        unsafe {
-            if plain(&layout, layout.size()) {
-                mi::mi_zalloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        // SAFETY: a pair of mimalloc allocation functions.
+        unsafe { block(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {

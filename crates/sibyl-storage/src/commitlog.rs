@@ -280,17 +280,10 @@ impl CommitLog {
         let next = self.inner.lock().active.id + 1;
         let map = {
             let mut spare = self.spare.lock();
-            match spare.take() {
-                Some((id, map)) if id == next => {
-                    *spare = Some((id, map));
-                    return;
-                }
-                Some((stale, map)) => {
-                    drop(map);
-                    let _ = fs::remove_file(segment_path(&self.dir, stale));
-                }
-                None => {}
+            if spare.as_ref().is_some_and(|(id, _)| *id == next) {
+                return;
             }
+            self.discard(spare.take());
             match create_segment(&self.dir, next, self.segment_size) {
                 Ok(map) => {
                     *spare = Some((next, map.clone()));
@@ -308,14 +301,20 @@ impl CommitLog {
     /// The segment to roll over to: the spare if it is the one and large enough.
     fn next_segment(&self, id: u64, size: u64) -> Result<Arc<MmapRaw>> {
         match self.spare.lock().take() {
-            Some((sid, map)) if sid == id && map.len() as u64 >= size => return Ok(map),
-            Some((sid, map)) => {
-                drop(map);
-                let _ = fs::remove_file(segment_path(&self.dir, sid));
+            Some((sid, map)) if sid == id && map.len() as u64 >= size => Ok(map),
+            other => {
+                self.discard(other);
+                create_segment(&self.dir, id, size)
             }
-            None => {}
         }
-        create_segment(&self.dir, id, size)
+    }
+
+    /// Unmaps and deletes a spare that will not be used (it holds no entries).
+    fn discard(&self, spare: Option<(u64, Arc<MmapRaw>)>) {
+        if let Some((id, map)) = spare {
+            drop(map);
+            let _ = fs::remove_file(segment_path(&self.dir, id));
+        }
     }
 
     /// Appends one entry; returns its end position.

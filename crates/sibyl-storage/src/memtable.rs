@@ -163,11 +163,21 @@ impl Memtable {
         self.min_timestamp.load(Ordering::Relaxed)
     }
 
-    pub fn contains(&self, key: &PartitionKey) -> bool {
+    /// `f` of the partition of `key`, if present.
+    fn with_partition<R>(
+        &self,
+        key: &PartitionKey,
+        f: impl FnOnce(&PartitionData) -> R,
+    ) -> Option<R> {
         self.shard(key)
             .read()
             .get(&key.token)
-            .is_some_and(|slot| slot.find(key).is_some())
+            .and_then(|slot| slot.find(key))
+            .map(f)
+    }
+
+    pub fn contains(&self, key: &PartitionKey) -> bool {
+        self.with_partition(key, |_| ()).is_some()
     }
 
     /// The partition restricted to `ranges`, at most `max_rows` rows; plus the last clustering
@@ -179,11 +189,7 @@ impl Memtable {
         max_rows: usize,
         reversed: bool,
     ) -> Option<(PartitionData, Option<bytes::Bytes>)> {
-        self.shard(key)
-            .read()
-            .get(&key.token)
-            .and_then(|slot| slot.find(key))
-            .map(|p| p.sliced(ranges, max_rows, reversed))
+        self.with_partition(key, |p| p.sliced(ranges, max_rows, reversed))
     }
 
     /// The first key strictly after `after` (or the first key at/after `from`).

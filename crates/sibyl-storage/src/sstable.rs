@@ -427,13 +427,13 @@ impl TokenBuckets {
         (((token as u64) ^ (1 << 63)) >> (64 - bits)) as usize
     }
 
-    /// The index range holding every entry of `token`.
-    fn range(&self, token: i64, len: usize) -> std::ops::Range<usize> {
+    /// The index range holding every entry of `token` (empty for an empty index).
+    fn range(&self, token: i64) -> std::ops::Range<usize> {
         if self.starts.is_empty() {
-            return 0..len;
+            return 0..0;
         }
         let b = Self::bucket_of(self.bits, token);
-        self.starts[b] as usize..(self.starts[b + 1] as usize).min(len)
+        self.starts[b] as usize..self.starts[b + 1] as usize
     }
 }
 
@@ -792,7 +792,7 @@ impl SSTable {
     /// Position of `key` in the index.
     fn find(&self, key: &PartitionKey) -> Option<usize> {
         let tokens = self.index.tokens();
-        let r = self.token_buckets.range(key.token, tokens.len());
+        let r = self.token_buckets.range(key.token);
         let first = r.start + tokens[r].partition_point(|t| *t < key.token);
         (first..)
             .map_while(|i| self.index.key(i).filter(|e| e.token == key.token))
@@ -1052,7 +1052,7 @@ mod tests {
             probes.extend((0..2000).map(|_| next()));
             probes.extend([i64::MIN, i64::MAX, 0, -1]);
             for t in probes {
-                let r = b.range(t, tokens.len());
+                let r = b.range(t);
                 let first = r.start + tokens[r.clone()].partition_point(|x| *x < t);
                 assert_eq!(first, tokens.partition_point(|x| *x < t), "token {t}");
                 let count = tokens.iter().filter(|x| **x == t).count();
