@@ -142,6 +142,13 @@ struct Args {
     /// How many distinct error messages to keep and print.
     #[arg(long, default_value_t = 5)]
     max_error_messages: usize,
+    /// Append one line per operation slower than `--slow-ms` to this file: its intended start
+    /// (ms since the phase began) and its latency (ms), to see when stalls happen.
+    #[arg(long)]
+    slow_log: Option<String>,
+    /// Threshold of `--slow-log`, in milliseconds.
+    #[arg(long, default_value_t = 2.0)]
+    slow_ms: f64,
     /// Seed of the key / value generator (`ann`: of the vectors).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -265,6 +272,9 @@ struct Phase {
     rate: Option<f64>,
     error_messages: Mutex<Vec<(String, u64)>>,
     max_messages: usize,
+    /// `--slow-log` threshold in µs (u64::MAX when off) and the slow operations seen.
+    slow_us: u64,
+    slow: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Phase {
@@ -380,6 +390,10 @@ async fn worker(ctx: Arc<Ctx>, phase: Arc<Phase>, mut hist: Histogram<u64>, seed
                 phase.rows.fetch_add(rows, Ordering::Relaxed);
                 let us = (lat.as_nanos() as u64 / 1000).max(1);
                 let _ = hist.record(us.min(hist.high()));
+                if us >= phase.slow_us {
+                    let at = intended.saturating_duration_since(phase.start).as_micros() as u64;
+                    phase.slow.lock().unwrap().push((at, us));
+                }
             }
             Err(e) => phase.record_error(e),
         }
@@ -449,6 +463,8 @@ async fn run_phase(ctx: &Arc<Ctx>, name: &str, duration: Option<f64>, count: Opt
         rate: a.rate,
         error_messages: Mutex::new(Vec::new()),
         max_messages: a.max_error_messages,
+        slow_us: if a.slow_log.is_some() { (a.slow_ms * 1000.0) as u64 } else { u64::MAX },
+        slow: Mutex::new(Vec::new()),
     });
     let pacer = a.rate.map(|r| spawn_pacer(phase.clone(), r));
     let mut handles = Vec::new();
@@ -498,6 +514,20 @@ async fn run_phase(ctx: &Arc<Ctx>, name: &str, duration: Option<f64>, count: Opt
         let _ = p.join();
     }
     let messages = phase.error_messages.lock().unwrap().clone();
+    if let Some(path) = &a.slow_log {
+        let mut slow = std::mem::take(&mut *phase.slow.lock().unwrap());
+        slow.sort_unstable();
+        let mut out = String::new();
+        for (at, us) in slow {
+            out.push_str(&format!("{name} {:.3} {:.3}\n", at as f64 / 1000.0, us as f64 / 1000.0));
+        }
+        use std::io::Write;
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(out.as_bytes()));
+    }
     PhaseResult {
         hist,
         ops: phase.done.load(Ordering::Relaxed),

@@ -6,6 +6,8 @@ use crate::{error_code, flags, opcode, Frame, ProtocolError};
 use bytes::{BufMut, Bytes, BytesMut};
 use sibyl_types::{CqlType, UdtDef};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 // ---------------------------------------------------------------- requests
 
@@ -558,11 +560,69 @@ pub struct ColumnSpec {
     pub ty: CqlType,
 }
 
+/// The column specs of a result, with their wire form encoded on first use and kept. The
+/// answers of one prepared statement share one, so each copies its metadata's bytes instead
+/// of cloning and re-encoding every name and type.
+#[derive(Clone, Default)]
+pub struct ResultColumns(Arc<ColumnsInner>);
+
+#[derive(Default)]
+struct ColumnsInner {
+    specs: Vec<ColumnSpec>,
+    /// Whether one keyspace and table cover every column, and the specs as written.
+    wire: OnceLock<(bool, Vec<u8>)>,
+}
+
+impl ResultColumns {
+    pub fn new(specs: Vec<ColumnSpec>) -> Self {
+        ResultColumns(Arc::new(ColumnsInner {
+            specs,
+            wire: OnceLock::new(),
+        }))
+    }
+
+    fn wire(&self) -> &(bool, Vec<u8>) {
+        self.0.wire.get_or_init(|| {
+            let global = global_spec(&self.0.specs);
+            let mut out = BytesMut::new();
+            put_col_specs(&mut out, &self.0.specs, global);
+            (global.is_some(), out.to_vec())
+        })
+    }
+}
+
+impl Deref for ResultColumns {
+    type Target = [ColumnSpec];
+    fn deref(&self) -> &[ColumnSpec] {
+        &self.0.specs
+    }
+}
+
+impl From<Vec<ColumnSpec>> for ResultColumns {
+    fn from(specs: Vec<ColumnSpec>) -> Self {
+        ResultColumns::new(specs)
+    }
+}
+
+impl PartialEq for ResultColumns {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.specs == other.0.specs
+    }
+}
+
+impl Eq for ResultColumns {}
+
+impl std::fmt::Debug for ResultColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.specs.fmt(f)
+    }
+}
+
 /// Metadata of a ROWS result (also the result metadata of PREPARED).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowsMetadata {
     /// With `no_metadata`, only the count of `columns` is written.
-    pub columns: Vec<ColumnSpec>,
+    pub columns: ResultColumns,
     pub paging_state: Option<Bytes>,
     pub no_metadata: bool,
     /// v5: set when the metadata changed since the client's result_metadata_id (flag 0x08).
@@ -580,14 +640,14 @@ pub struct Rows {
 impl Rows {
     /// A result with full metadata for `columns` and the rows `w` wrote.
     pub fn from_writer(
-        columns: Vec<ColumnSpec>,
+        columns: impl Into<ResultColumns>,
         paging_state: Option<Bytes>,
         w: RowsWriter,
     ) -> Rows {
         let (row_count, content) = w.finish();
         Rows {
             metadata: RowsMetadata {
-                columns,
+                columns: columns.into(),
                 paging_state,
                 no_metadata: false,
                 new_metadata_id: None,
@@ -958,13 +1018,9 @@ fn read_col_specs(r: &mut Reader, n: usize, global: bool) -> Result<Vec<ColumnSp
 
 impl RowsMetadata {
     pub fn encode(&self, version: u8, out: &mut BytesMut) {
-        let global = if self.no_metadata {
-            None
-        } else {
-            global_spec(&self.columns)
-        };
+        let specs = (!self.no_metadata).then(|| self.columns.wire());
         let mut f = 0;
-        if global.is_some() {
+        if specs.is_some_and(|(global, _)| *global) {
             f |= ROWS_GLOBAL_TABLES_SPEC;
         }
         if self.paging_state.is_some() {
@@ -986,8 +1042,8 @@ impl RowsMetadata {
                 wire::put_short_bytes(out, id);
             }
         }
-        if !self.no_metadata {
-            put_col_specs(out, &self.columns, global);
+        if let Some((_, specs)) = specs {
+            out.extend_from_slice(specs);
         }
     }
 
@@ -1016,7 +1072,7 @@ impl RowsMetadata {
             read_col_specs(r, n as usize, f & ROWS_GLOBAL_TABLES_SPEC != 0)?
         };
         Ok(RowsMetadata {
-            columns,
+            columns: columns.into(),
             paging_state,
             no_metadata,
             new_metadata_id,

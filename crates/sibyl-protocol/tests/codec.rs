@@ -581,3 +581,55 @@ proptest! {
         prop_assert_eq!(s.self_contained, sc);
     }
 }
+
+/// A result's column specs are encoded once and then copied: every answer sharing them must
+/// carry the same bytes a fresh encoding gives, with or without one global table spec.
+#[test]
+fn shared_result_columns_encode_like_fresh_ones() {
+    let spec = |ks: &str, t: &str, n: &str, ty: sibyl_types::CqlType| ColumnSpec {
+        keyspace: ks.into(),
+        table: t.into(),
+        name: n.into(),
+        ty,
+    };
+    let global = vec![
+        spec("ks", "t", "k", sibyl_types::CqlType::Int),
+        spec("ks", "t", "v", sibyl_types::CqlType::Text),
+    ];
+    let mixed = vec![
+        spec("ks", "t", "k", sibyl_types::CqlType::Int),
+        spec(
+            "ks",
+            "u",
+            "v",
+            sibyl_types::CqlType::List(Box::new(sibyl_types::CqlType::Blob)),
+        ),
+    ];
+    for specs in [global, mixed] {
+        let shared = ResultColumns::new(specs.clone());
+        let body = |columns: ResultColumns| {
+            let mut w = RowsWriter::new();
+            w.push_cell(Some(&[0, 0, 0, 7]));
+            w.push_cell(None);
+            w.finish_row();
+            let mut out = BytesMut::new();
+            let rows = Rows::from_writer(columns, Some(Bytes::from_static(b"p")), w);
+            Response::Result(ResultBody::Rows(rows)).encode_body(4, &mut out);
+            out.freeze()
+        };
+        let fresh = body(ResultColumns::new(specs.clone()));
+        assert_eq!(body(shared.clone()), fresh);
+        assert_eq!(
+            body(shared.clone()),
+            fresh,
+            "second use of the cached encoding"
+        );
+        match Response::decode(4, opcode::RESULT, fresh).unwrap() {
+            Response::Result(ResultBody::Rows(r)) => {
+                assert_eq!(&r.metadata.columns[..], &specs[..]);
+                assert_eq!(r.row_count, 1);
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+}

@@ -403,7 +403,7 @@ fn oracle_rows() {
             let (row_count, content) = w.finish();
             let rows = Rows {
                 metadata: RowsMetadata {
-                    columns: cols(),
+                    columns: cols().into(),
                     paging_state: Some(Bytes::from_static(b"page")),
                     no_metadata: false,
                     new_metadata_id: None,
@@ -456,7 +456,7 @@ fn oracle_prepared() {
             bind_columns: cols()[..1].to_vec(),
             pk_indexes: vec![0],
             result_metadata: RowsMetadata {
-                columns: cols(),
+                columns: cols().into(),
                 ..Default::default()
             },
         };

@@ -181,7 +181,8 @@ fn result(rows: Vec<(String, String, String, String)>) -> Outcome {
             col("type"),
             col("name"),
             col("create_statement"),
-        ],
+        ]
+        .into(),
         paging_state: None,
         no_metadata: false,
         new_metadata_id: None,
@@ -301,7 +302,7 @@ pub fn try_describe(
                 ty: CqlType::Text,
             };
             let metadata = RowsMetadata {
-                columns: vec![col("cluster"), col("partitioner"), col("snitch")],
+                columns: vec![col("cluster"), col("partitioner"), col("snitch")].into(),
                 paging_state: None,
                 no_metadata: false,
                 new_metadata_id: None,

@@ -11,8 +11,8 @@ use sibyl_cql::ast::{
 };
 use sibyl_protocol::consistency as cl;
 use sibyl_protocol::messages::{
-    BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody, Rows,
-    RowsMetadata, SchemaChange, Values,
+    BatchQuery, BatchRequest, BoundValue, ColumnSpec, Prepared, QueryParams, ResultBody,
+    ResultColumns, Rows, RowsMetadata, SchemaChange, Values,
 };
 use sibyl_storage::model::Mutation;
 use sibyl_types::CqlType;
@@ -40,7 +40,7 @@ pub struct PreparedStmt {
     pub statement: Statement,
     pub bind_specs: Vec<ColumnSpec>,
     pub pk_indexes: Vec<u16>,
-    pub result_columns: Vec<ColumnSpec>,
+    pub result_columns: ResultColumns,
     pub result_metadata_id: Bytes,
 }
 
@@ -612,8 +612,8 @@ impl Node {
             }
         }
         let result_columns = match (&statement, &table) {
-            (Statement::Select(s), Some(t)) => select::result_columns(t, s)?,
-            _ => vec![],
+            (Statement::Select(s), Some(t)) => select::result_columns(t, s)?.into(),
+            _ => ResultColumns::default(),
         };
         let result_metadata_id = metadata_id(&result_columns);
         Ok(PreparedStmt {
@@ -789,6 +789,7 @@ impl Node {
                     page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
                     paging_state: params.paging_state.clone(),
                     virtual_rows,
+                    prepared_columns: Some(&p.result_columns),
                 };
                 let mut rows: Rows = select::execute(&table, s, &ctx, rc)?;
                 if let Some(client_id) = prepared {

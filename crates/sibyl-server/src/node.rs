@@ -31,7 +31,8 @@ pub struct Node {
     /// Serializes schema changes.
     pub ddl_lock: Mutex<()>,
     pub vtables: system_tables::VirtualTables,
-    pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>>>,
+    /// Keyed by MD5 digests: a fast hasher suffices, and every EXECUTE looks one up.
+    pub prepared: RwLock<HashMap<Bytes, Arc<PreparedStmt>, foldhash::fast::RandomState>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
     /// Whether this node still has to stream its ranges before serving them.
     pub needs_bootstrap: std::sync::atomic::AtomicBool,
@@ -347,7 +348,7 @@ impl Node {
             store,
             ddl_lock: Mutex::new(()),
             vtables: system_tables::definitions(),
-            prepared: RwLock::new(HashMap::new()),
+            prepared: RwLock::new(HashMap::default()),
             events,
             hints,
             paxos,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sibyl_cql::ast::{
     Operator, OrderingTarget, Relation, RelationLhs, SelectStatement, Selector, Term,
 };
-use sibyl_protocol::messages::{ColumnSpec, Rows, RowsWriter};
+use sibyl_protocol::messages::{ColumnSpec, ResultColumns, Rows, RowsWriter};
 use sibyl_storage::model::{PartitionKey, PartitionView, Slice};
 use sibyl_types::{clustering, murmur3, split_collection, split_map, CqlType, Value};
 
@@ -727,6 +727,9 @@ pub struct ReadContext<'a> {
     pub page_size: Option<usize>,
     pub paging_state: Option<Bytes>,
     pub virtual_rows: Option<Vec<Vec<Option<Value>>>>,
+    /// The result columns a prepared statement announced: its answers reuse them (and their
+    /// encoded form) while the table still yields the same columns.
+    pub prepared_columns: Option<&'a ResultColumns>,
 }
 
 fn limit_value(t: &Option<Term>, what: &str, ctx: &EvalCtx) -> QueryResult<Option<u64>> {
@@ -1457,6 +1460,30 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
         .map(|s| s.columns)
         .unwrap_or_default();
     Ok(result_specs(table, st, columns))
+}
+
+/// The result columns of `st` selecting `columns`: `prepared` when it still lists exactly
+/// those (the usual case: the schema did not change since PREPARE), else new specs.
+pub(crate) fn result_columns_of<'c>(
+    table: &Table,
+    st: &SelectStatement,
+    prepared: Option<&ResultColumns>,
+    columns: impl Iterator<Item = (&'c str, &'c CqlType)> + Clone,
+) -> ResultColumns {
+    let same = |p: &ResultColumns| {
+        let same_table = |c: &ColumnSpec| c.keyspace == table.keyspace && c.table == table.name;
+        if st.json {
+            return p.len() == 1 && same_table(&p[0]) && p[0].name == "[json]";
+        }
+        p.len() == columns.clone().count()
+            && p.iter()
+                .zip(columns.clone())
+                .all(|(c, (n, t))| c.name == n && c.ty == *t && same_table(c))
+    };
+    match prepared.filter(|p| same(p)) {
+        Some(p) => p.clone(),
+        None => result_specs(table, st, columns.map(|(n, t)| (n.to_string(), t.clone()))).into(),
+    }
 }
 
 /// Result column specs; SELECT JSON returns one `[json]` text column.

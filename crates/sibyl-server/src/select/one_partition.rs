@@ -13,8 +13,8 @@ use sibyl_types::clustering;
 use smallvec::SmallVec;
 
 use super::{
-    eval_bytes, limit_value, narrow_after_prefix, partition_key_of, prefix_range, result_specs,
-    ReadContext,
+    eval_bytes, limit_value, narrow_after_prefix, partition_key_of, prefix_range,
+    result_columns_of, ReadContext,
 };
 use crate::error::QueryResult;
 use crate::rows::materialize;
@@ -123,11 +123,9 @@ pub(super) fn try_execute(
         }
         w.finish_row();
     }
-    let columns = selected
-        .iter()
-        .map(|(i, n)| (n.to_string(), table.columns[*i].ty.clone()));
+    let columns = selected.iter().map(|(i, n)| (*n, &table.columns[*i].ty));
     Ok(Some(Rows::from_writer(
-        result_specs(table, st, columns),
+        result_columns_of(table, st, rc.prepared_columns, columns),
         None,
         w,
     )))
