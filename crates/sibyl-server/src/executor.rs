@@ -1,6 +1,7 @@
 //! Executing statements for a session: preparation (bind variable metadata, statement ids),
 //! dispatch of every statement kind, batches, and schema changes with their events.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -643,9 +644,10 @@ impl Node {
     }
 
     /// Orders request values as the statement's markers: positional as given, named by name.
-    fn bind_values(p: &PreparedStmt, values: &Values) -> QueryResult<Vec<BoundValue>> {
+    /// Positional values are used as sent; named ones are put in marker order.
+    fn bind_values<'v>(p: &PreparedStmt, values: &'v Values) -> QueryResult<Cow<'v, [BoundValue]>> {
         match values {
-            Values::None => Ok(vec![]),
+            Values::None => Ok(Cow::Borrowed(&[])),
             Values::Positional(v) => {
                 if v.len() != p.bind_specs.len() {
                     return invalid(format!(
@@ -654,7 +656,7 @@ impl Node {
                         v.len()
                     ));
                 }
-                Ok(v.clone())
+                Ok(Cow::Borrowed(v))
             }
             Values::Named(named) => p
                 .bind_specs
@@ -671,7 +673,8 @@ impl Node {
                             ))
                         })
                 })
-                .collect(),
+                .collect::<QueryResult<Vec<_>>>()
+                .map(Cow::Owned),
         }
     }
 
@@ -752,9 +755,9 @@ impl Node {
         };
         let keyspace = p
             .keyspace
-            .clone()
-            .or_else(|| params.keyspace.clone())
-            .or_else(|| session.keyspace.clone());
+            .as_deref()
+            .or(params.keyspace.as_deref())
+            .or(session.keyspace.as_deref());
         let now_secs = params
             .now_in_seconds
             .map(|s| s as i64)
@@ -979,7 +982,7 @@ impl Node {
             };
             let table =
                 self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
-            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?;
+            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?.into_owned();
             prepared.push((p, table, binds));
         }
         let ctxs: Vec<EvalCtx> = prepared

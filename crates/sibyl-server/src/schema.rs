@@ -163,10 +163,10 @@ impl Table {
     }
     /// Clustering types with their order, as the clustering encoder wants them (inline: this
     /// runs for every write and read of a table with clustering columns).
-    pub fn clustering_types(&self) -> smallvec::SmallVec<[(CqlType, bool); 4]> {
+    pub fn clustering_types(&self) -> smallvec::SmallVec<[(&CqlType, bool); 4]> {
         self.clustering()
             .iter()
-            .map(|c| (c.ty.clone(), c.reversed))
+            .map(|c| (&c.ty, c.reversed))
             .collect()
     }
     /// Sorts non-key columns by name, as Cassandra orders them in `SELECT *`.

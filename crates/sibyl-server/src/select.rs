@@ -1519,7 +1519,7 @@ pub(crate) fn prefix_range(prefix: Vec<u8>) -> (Bound<Bytes>, Bound<Bytes>) {
 /// Narrows `range` by each `column op value` of `cmps`, the column being the one right after
 /// the clustering `prefix` (given as its component values).
 pub(crate) fn narrow_after_prefix(
-    ck_types: &[(CqlType, bool)],
+    ck_types: &[(&CqlType, bool)],
     prefix: &[&[u8]],
     cmps: &[(Operator, &[u8])],
     range: &mut (Bound<Bytes>, Bound<Bytes>),

@@ -12,6 +12,8 @@
 //! are minimal, NaNs are the canonical NaN, booleans are `0x00`/`0x01`, and trailing null
 //! components of tuples/UDTs are dropped. Inputs must be valid serialized values.
 
+use std::borrow::Borrow;
+
 use bigdecimal::BigDecimal;
 use num_bigint::{BigInt, Sign};
 
@@ -27,12 +29,13 @@ const MORE: u8 = 0x02;
 const END: u8 = 0x01;
 
 /// Encode a clustering prefix: `values` may be shorter than `types`. `bool` = descending.
-pub fn encode(types: &[(CqlType, bool)], values: &[&[u8]]) -> Vec<u8> {
+/// `types` may hold the types or references to them (a table's, without cloning).
+pub fn encode<T: Borrow<CqlType>>(types: &[(T, bool)], values: &[&[u8]]) -> Vec<u8> {
     // Most components encode to their own length plus a byte or two.
     let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 2).sum());
     for ((ty, desc), v) in types.iter().zip(values) {
         let start = out.len();
-        enc_component(ty, v, &mut out);
+        enc_component(ty.borrow(), v, &mut out);
         if *desc {
             for b in &mut out[start..] {
                 *b = !*b;
@@ -43,7 +46,10 @@ pub fn encode(types: &[(CqlType, bool)], values: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Decode an encoded clustering (prefix) back into serialized component values.
-pub fn decode(types: &[(CqlType, bool)], bytes: &[u8]) -> Result<Vec<Vec<u8>>, TypeError> {
+pub fn decode<T: Borrow<CqlType>>(
+    types: &[(T, bool)],
+    bytes: &[u8],
+) -> Result<Vec<Vec<u8>>, TypeError> {
     let mut d = Dec {
         b: bytes,
         pos: 0,
@@ -56,7 +62,7 @@ pub fn decode(types: &[(CqlType, bool)], bytes: &[u8]) -> Result<Vec<Vec<u8>>, T
         }
         d.inv = *desc;
         let mut v = Vec::new();
-        dec_component(ty, &mut d, &mut v)?;
+        dec_component(ty.borrow(), &mut d, &mut v)?;
         out.push(v);
     }
     if d.pos != bytes.len() {
