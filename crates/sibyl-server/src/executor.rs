@@ -17,6 +17,7 @@ use sibyl_protocol::messages::{
 };
 use sibyl_storage::model::Mutation;
 use sibyl_types::CqlType;
+use smallvec::SmallVec;
 
 use crate::ddl::{self, ClusterView, DdlOutcome};
 use crate::error::{invalid, QueryError, QueryResult};
@@ -42,6 +43,9 @@ pub struct PreparedStmt {
     pub bind_specs: Vec<ColumnSpec>,
     pub pk_indexes: Vec<u16>,
     pub result_columns: ResultColumns,
+    /// The table `result_columns` were derived from: while a read finds this very table, they
+    /// still apply without comparing them (this reference keeps its address from reuse).
+    pub result_table: Option<Arc<Table>>,
     pub result_metadata_id: Bytes,
 }
 
@@ -623,6 +627,7 @@ impl Node {
             statement,
             bind_specs,
             pk_indexes,
+            result_table: table.filter(|_| !result_columns.is_empty()),
             result_columns,
             result_metadata_id,
         })
@@ -792,7 +797,7 @@ impl Node {
                     page_size: params.page_size.filter(|p| *p > 0).map(|p| p as usize),
                     paging_state: params.paging_state.clone(),
                     virtual_rows,
-                    prepared_columns: Some(&p.result_columns),
+                    prepared_columns: Some((&p.result_columns, p.result_table.as_deref())),
                 };
                 let mut rows: Rows = select::execute(&table, s, &ctx, rc)?;
                 if let Some(client_id) = prepared {
@@ -1037,7 +1042,8 @@ impl Node {
                 return invalid("Counter and non-counter mutations cannot exist in the same batch");
             }
         }
-        let conditions: Vec<Conditions> =
+        // Most requests carry one statement: no heap for the per-item lists.
+        let conditions: SmallVec<[Conditions; 2]> =
             items.iter().map(|i| conditions_of(i.statement)).collect();
         let conditional = conditions.iter().any(|c| *c != Conditions::None);
         let write_type = match batch {
@@ -1075,7 +1081,7 @@ impl Node {
             }
         }
         // Read-before-write (lists, counters, conditions) reads at QUORUM through the coordinator.
-        let readers: Vec<Option<crate::coordinator::CoordinatedRead>> = items
+        let readers: SmallVec<[Option<crate::coordinator::CoordinatedRead>; 2]> = items
             .iter()
             .map(|i| self.reader(&i.table.keyspace, sibyl_protocol::consistency::QUORUM))
             .collect();
@@ -1120,7 +1126,11 @@ impl Node {
                         self.indexes.check_indexable(item.table.id, m)?;
                     }
                 }
-                mutations.extend(ms);
+                if mutations.is_empty() {
+                    mutations = ms;
+                } else {
+                    mutations.extend(ms);
+                }
             }
             if counters == 0 {
                 self.apply(mutations, consistency, write_type)?;

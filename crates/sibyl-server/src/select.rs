@@ -727,9 +727,9 @@ pub struct ReadContext<'a> {
     pub page_size: Option<usize>,
     pub paging_state: Option<Bytes>,
     pub virtual_rows: Option<Vec<Vec<Option<Value>>>>,
-    /// The result columns a prepared statement announced: its answers reuse them (and their
-    /// encoded form) while the table still yields the same columns.
-    pub prepared_columns: Option<&'a ResultColumns>,
+    /// The result columns a prepared statement announced, with the table they came from: its
+    /// answers reuse them (and their encoded form) while the table still yields the same ones.
+    pub prepared_columns: Option<(&'a ResultColumns, Option<&'a Table>)>,
 }
 
 fn limit_value(t: &Option<Term>, what: &str, ctx: &EvalCtx) -> QueryResult<Option<u64>> {
@@ -1467,9 +1467,14 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
 pub(crate) fn result_columns_of<'c>(
     table: &Table,
     st: &SelectStatement,
-    prepared: Option<&ResultColumns>,
+    prepared: Option<(&ResultColumns, Option<&Table>)>,
     columns: impl Iterator<Item = (&'c str, &'c CqlType)> + Clone,
 ) -> ResultColumns {
+    if let Some((p, Some(from))) = prepared {
+        if std::ptr::eq(from, table) {
+            return p.clone();
+        }
+    }
     let same = |p: &ResultColumns| {
         let same_table = |c: &ColumnSpec| c.keyspace == table.keyspace && c.table == table.name;
         if st.json {
@@ -1480,7 +1485,7 @@ pub(crate) fn result_columns_of<'c>(
                 .zip(columns.clone())
                 .all(|(c, (n, t))| c.name == n && c.ty == *t && same_table(c))
     };
-    match prepared.filter(|p| same(p)) {
+    match prepared.map(|(p, _)| p).filter(|p| same(p)) {
         Some(p) => p.clone(),
         None => result_specs(table, st, columns.map(|(n, t)| (n.to_string(), t.clone()))).into(),
     }
