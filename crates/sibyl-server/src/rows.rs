@@ -6,7 +6,7 @@ use sibyl_storage::model::{ColumnView, LiveCell, RowView};
 use sibyl_types::{clustering, CqlType};
 
 use crate::error::{QueryError, QueryResult};
-use crate::schema::{ColumnKind, Table};
+use crate::schema::{Column, ColumnKind, Table};
 
 /// Write metadata of a simple cell, for writetime() and ttl().
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,15 @@ fn udt_field_index(path: &[u8]) -> QueryResult<usize> {
     match path {
         [a, b] => Ok(u16::from_be_bytes([*a, *b]) as usize),
         _ => Err(QueryError::Server("corrupt UDT field path".into())),
+    }
+}
+
+/// The serialized value of the regular column `col` in `row`, if it has one.
+pub fn column_value(col: &Column, row: &RowView) -> QueryResult<Option<Bytes>> {
+    match find(row, &col.name) {
+        None => Ok(None),
+        Some(ColumnView::Simple(c)) => Ok(Some(c.value.clone())),
+        Some(ColumnView::Complex(elems)) => complex_to_bytes(&col.ty, elems).map(Some),
     }
 }
 

@@ -17,7 +17,7 @@ use super::{
     result_columns_of, ReadContext,
 };
 use crate::error::QueryResult;
-use crate::rows::materialize;
+use crate::rows::column_value;
 use crate::schema::{ColumnKind, Table};
 use crate::values::EvalCtx;
 
@@ -115,11 +115,21 @@ pub(super) fn try_execute(
     let pk = partition_key_of(pk_parts);
     let view = rc.data.read(table.id, &pk, &slice, rc.now_secs)?;
 
+    // Cells go straight from the rows read to the answer: only the selected columns are
+    // looked at, and the clustering is decoded only when a clustering column is selected.
     let mut w = RowsWriter::new();
+    let wants_clustering = selected.iter().any(|(i, _)| (npk..nkey).contains(i));
     for r in view.iter().flat_map(|v| v.rows.iter()) {
-        let row = materialize(table, pk_parts, None, Some(r))?;
+        let ck = match wants_clustering && !r.clustering.is_empty() {
+            true => clustering::decode(&ck_types, &r.clustering)?,
+            false => Vec::new(),
+        };
         for (i, _) in &selected {
-            w.push_cell(row.values[*i].as_deref());
+            match *i {
+                i if i < npk => w.push_cell(Some(&pk_parts[i])),
+                i if i < nkey => w.push_cell(ck.get(i - npk).map(|c| c.as_slice())),
+                i => w.push_cell(column_value(&table.columns[i], r)?.as_deref()),
+            }
         }
         w.finish_row();
     }
