@@ -770,7 +770,7 @@ impl Node {
         let schema = self.schema();
         match &p.statement {
             Statement::Select(s) => {
-                let table = self.resolve_table(&schema, &s.table, keyspace.as_deref())?;
+                let table = self.resolve_table(&schema, &s.table, keyspace)?;
                 let virtual_rows = table.is_virtual.then(|| {
                     if table.keyspace == "system_views" && table.name == "sai_column_indexes" {
                         system_tables::sai_rows(&table, &schema, &|id, name| {
@@ -820,7 +820,7 @@ impl Node {
                 let table = self.resolve_table(
                     &schema,
                     statement_table(&p.statement).expect("modification names a table"),
-                    keyspace.as_deref(),
+                    keyspace,
                 )?;
                 let timestamp = params
                     .default_timestamp
@@ -865,7 +865,7 @@ impl Node {
                 let mut items = vec![];
                 for st in &children {
                     let name = statement_table(st).expect("batch children name tables");
-                    let table = self.resolve_table(&schema, name, keyspace.as_deref())?;
+                    let table = self.resolve_table(&schema, name, keyspace)?;
                     items.push(WriteItem {
                         table,
                         statement: st,
@@ -887,7 +887,7 @@ impl Node {
                 session.keyspace = Some(ks.clone());
                 Ok(Outcome::body(ResultBody::SetKeyspace(ks.clone())))
             }
-            other => self.schema_statement(other, keyspace.as_deref()),
+            other => self.schema_statement(other, keyspace),
         }
     }
 
