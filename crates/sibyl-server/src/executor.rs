@@ -43,8 +43,9 @@ pub struct PreparedStmt {
     pub bind_specs: Vec<ColumnSpec>,
     pub pk_indexes: Vec<u16>,
     pub result_columns: ResultColumns,
-    /// The table `result_columns` were derived from: while a read finds this very table, they
-    /// still apply without comparing them (this reference keeps its address from reuse).
+    /// The table `result_columns` were derived from (None when PREPARE could not derive them):
+    /// while a read finds this very table, they still apply without comparing them (this
+    /// reference keeps its address from reuse).
     pub result_table: Option<Arc<Table>>,
     pub result_metadata_id: Bytes,
 }
@@ -648,21 +649,12 @@ impl Node {
         }
     }
 
-    /// Orders request values as the statement's markers: positional as given, named by name.
-    /// Positional values are used as sent; named ones are put in marker order.
+    /// Orders request values as the statement's markers: positional ones as sent, named ones
+    /// by name.
     fn bind_values<'v>(p: &PreparedStmt, values: &'v Values) -> QueryResult<Cow<'v, [BoundValue]>> {
         match values {
             Values::None => Ok(Cow::Borrowed(&[])),
-            Values::Positional(v) => {
-                if v.len() != p.bind_specs.len() {
-                    return invalid(format!(
-                        "There were {} markers(?) in CQL but {} bound variables",
-                        p.bind_specs.len(),
-                        v.len()
-                    ));
-                }
-                Ok(Cow::Borrowed(v))
-            }
+            Values::Positional(v) => Self::positional(p, v).map(Cow::Borrowed),
             Values::Named(named) => p
                 .bind_specs
                 .iter()
@@ -681,6 +673,18 @@ impl Node {
                 .collect::<QueryResult<Vec<_>>>()
                 .map(Cow::Owned),
         }
+    }
+
+    /// Positional values, as many as the statement has markers.
+    fn positional<'v>(p: &PreparedStmt, v: &'v [BoundValue]) -> QueryResult<&'v [BoundValue]> {
+        if v.len() != p.bind_specs.len() {
+            return invalid(format!(
+                "There were {} markers(?) in CQL but {} bound variables",
+                p.bind_specs.len(),
+                v.len()
+            ));
+        }
+        Ok(v)
     }
 
     /// QUERY: parse, analyse and execute a statement.
@@ -987,7 +991,7 @@ impl Node {
             };
             let table =
                 self.resolve_table(&schema, name, p.keyspace.as_deref().or(keyspace.as_deref()))?;
-            let binds = Self::bind_values(&p, &Values::Positional(values.clone()))?.into_owned();
+            let binds = Self::positional(&p, values)?;
             prepared.push((p, table, binds));
         }
         let ctxs: Vec<EvalCtx> = prepared

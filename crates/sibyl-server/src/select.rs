@@ -1462,32 +1462,23 @@ pub fn result_columns(table: &Table, st: &SelectStatement) -> QueryResult<Vec<Co
     Ok(result_specs(table, st, columns))
 }
 
-/// The result columns of `st` selecting `columns`: `prepared` when it still lists exactly
-/// those (the usual case: the schema did not change since PREPARE), else new specs.
+/// The result columns of `st` selecting `columns`: `prepared` when it was derived from this
+/// very table or still lists the same specs (its encoding is then reused), else new specs.
 pub(crate) fn result_columns_of<'c>(
     table: &Table,
     st: &SelectStatement,
     prepared: Option<(&ResultColumns, Option<&Table>)>,
-    columns: impl Iterator<Item = (&'c str, &'c CqlType)> + Clone,
+    columns: impl Iterator<Item = (&'c str, &'c CqlType)>,
 ) -> ResultColumns {
     if let Some((p, Some(from))) = prepared {
         if std::ptr::eq(from, table) {
             return p.clone();
         }
     }
-    let same = |p: &ResultColumns| {
-        let same_table = |c: &ColumnSpec| c.keyspace == table.keyspace && c.table == table.name;
-        if st.json {
-            return p.len() == 1 && same_table(&p[0]) && p[0].name == "[json]";
-        }
-        p.len() == columns.clone().count()
-            && p.iter()
-                .zip(columns.clone())
-                .all(|(c, (n, t))| c.name == n && c.ty == *t && same_table(c))
-    };
-    match prepared.map(|(p, _)| p).filter(|p| same(p)) {
-        Some(p) => p.clone(),
-        None => result_specs(table, st, columns.map(|(n, t)| (n.to_string(), t.clone()))).into(),
+    let fresh = result_specs(table, st, columns.map(|(n, t)| (n.to_string(), t.clone())));
+    match prepared {
+        Some((p, _)) if p[..] == fresh[..] => p.clone(),
+        _ => fresh.into(),
     }
 }
 

@@ -120,9 +120,10 @@ pub(super) fn try_execute(
     let mut w = RowsWriter::new();
     let wants_clustering = selected.iter().any(|(i, _)| (npk..nkey).contains(i));
     for r in view.iter().flat_map(|v| v.rows.iter()) {
-        let ck = match wants_clustering && !r.clustering.is_empty() {
-            true => clustering::decode(&ck_types, &r.clustering)?,
-            false => Vec::new(),
+        let ck = if wants_clustering && !r.clustering.is_empty() {
+            clustering::decode(&ck_types, &r.clustering)?
+        } else {
+            Vec::new()
         };
         for (i, _) in &selected {
             match *i {
