@@ -229,3 +229,14 @@ def test_use_keyspace_and_connect_with_keyspace(node, fresh_keyspace):
 def test_rpc_address_is_an_ip(session, node):
     row = session.execute("SELECT rpc_address, listen_address FROM system.local").one()
     assert ipaddress.ip_address(str(row.rpc_address)) == ipaddress.ip_address(node.listen_address)
+
+
+def test_node_runs_without_transparent_huge_pages(node, session):
+    # Fresh huge pages are zeroed 2 MiB at a time inside whichever request first touches
+    # them: the node turns them off for itself (multi-millisecond stalls otherwise).
+    session.execute("SELECT release_version FROM system.local")
+    status = open(f"/proc/{node.proc.pid}/status").read()
+    line = next((l for l in status.splitlines() if l.startswith("THP_enabled:")), None)
+    if line is None:
+        pytest.skip("kernel does not report THP_enabled")
+    assert line.split()[1] == "0", line

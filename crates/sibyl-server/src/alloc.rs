@@ -20,6 +20,8 @@ const PLAIN_ALIGN: usize = 16;
 const OPTION_PURGE_DELAY: mi::mi_option_t = 15;
 /// mimalloc v3's documented default for that option, checked before it is changed.
 const DEFAULT_PURGE_DELAY_MS: std::ffi::c_long = 1000;
+/// v3's index of `mi_option_allow_thp` (unnamed in libmimalloc-sys, like the one above).
+const OPTION_ALLOW_THP: mi::mi_option_t = 43;
 
 pub struct Allocator;
 
@@ -88,6 +90,21 @@ pub fn set_purge_delay(ms: i64) {
     }
 }
 
+/// Keeps the process on 4 KiB pages. mimalloc asks for transparent huge pages on its arenas,
+/// so the first touch of every fresh 2 MiB of heap (a growing memtable, read buffers pinned by
+/// it) zeroed the whole huge page inside one allocation on a request thread: at 20 k writes/s
+/// the p99 latency was 4-5 ms of such stalls, 1-1.6 ms without them, at no cost in throughput
+/// (bench, fixed-rate and saturated writes). Databases commonly advise turning THP off for
+/// the same reason. Best effort: an older kernel that refuses leaves the pages as they were.
+pub fn disable_transparent_huge_pages() {
+    // SAFETY: option calls into mimalloc and a prctl that takes no pointers.
+    unsafe {
+        mi::mi_option_set(OPTION_ALLOW_THP, 0);
+        #[cfg(target_os = "linux")]
+        let _ = libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +142,15 @@ mod tests {
         for (p, l) in live {
             unsafe { a.dealloc(p, l) };
         }
+    }
+
+    #[test]
+    fn allow_thp_option_is_the_one_we_mean() {
+        // mimalloc's default for allow_thp is 1 on Linux; the neighbouring options differ.
+        let seen = unsafe { mi::mi_option_get(OPTION_ALLOW_THP) };
+        assert_eq!(seen, 1, "option {OPTION_ALLOW_THP}");
+        let next = unsafe { mi::mi_option_get(OPTION_ALLOW_THP + 1) };
+        assert_eq!(next, 0, "minimal_purge_size follows allow_thp");
     }
 
     #[test]

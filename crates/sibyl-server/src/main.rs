@@ -42,6 +42,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     alloc::set_purge_delay(10_000);
+    alloc::disable_transparent_huge_pages();
     let flags = match config::Flags::try_parse() {
         Ok(f) => f,
         Err(e) => {
