@@ -4,6 +4,7 @@ compression, concurrency, metadata without driver warnings."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import logging
 import uuid
 
@@ -240,3 +241,23 @@ def test_node_runs_without_transparent_huge_pages(node, session):
     if line is None:
         pytest.skip("kernel does not report THP_enabled")
     assert line.split()[1] == "0", line
+
+
+def test_background_threads_run_at_idle_priority(node, session):
+    # Flushes, compactions and commit log syncs only take CPU time requests leave over.
+    session.execute("SELECT release_version FROM system.local")
+    policies = {}
+    for task in os.listdir(f"/proc/{node.proc.pid}/task"):
+        try:
+            comm = open(f"/proc/{node.proc.pid}/task/{task}/comm").read().strip()
+            stat = open(f"/proc/{node.proc.pid}/task/{task}/stat").read()
+        except FileNotFoundError:
+            continue
+        # Fields after the parenthesised name; the policy is field 41 of the whole line.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        policies.setdefault(comm, set()).add(int(fields[41 - 3]))
+    SCHED_IDLE = 5
+    assert policies.get("sibyl-flush") == {SCHED_IDLE}, policies
+    assert policies.get("sibyl-compactio") == {SCHED_IDLE}, policies
+    request_threads = policies.get("tokio-rt-worker", set())
+    assert request_threads and SCHED_IDLE not in request_threads, policies

@@ -142,6 +142,10 @@ struct Args {
     /// How many distinct error messages to keep and print.
     #[arg(long, default_value_t = 5)]
     max_error_messages: usize,
+    /// Worker threads of the client's runtime (0 = one per core). At a fixed rate below what
+    /// one thread can drive, 1 avoids handing every request and response between threads.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Append one line per operation slower than `--slow-ms` to this file: its intended start
     /// (ms since the phase began) and its latency (ms), to see when stalls happen.
     #[arg(long)]
@@ -626,7 +630,11 @@ fn main() {
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let duration_given = matches.value_source("duration") == Some(ValueSource::CommandLine);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        rt.worker_threads(args.threads);
+    }
+    let rt = rt.enable_all().build().expect("tokio runtime");
     let res = if args.workload == Workload::Ann {
         rt.block_on(ann::run(args, duration_given))
     } else {

@@ -26,6 +26,7 @@ use crate::observer::{SSTableRows, TableObserver};
 use crate::options::{CommitlogSync, CompactionStrategy, EngineOptions, TableParams};
 use crate::partition::{PartitionData, Purger, RowData};
 use crate::sstable::{data_file_name, parse_data_file_name, SSTable, SSTableWriter};
+use crate::yielding::Yielder;
 
 /// Flush the tables pinning the oldest commit log segment beyond this many segments.
 const MAX_COMMITLOG_SEGMENTS: usize = 16;
@@ -421,7 +422,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("sibyl-flush".into())
                 .spawn(move || {
-                    lower_thread_priority(FLUSH_NICENESS);
+                    run_in_background();
                     i.flush_loop()
                 })?,
         );
@@ -430,7 +431,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("sibyl-compaction".into())
                 .spawn(move || {
-                    lower_thread_priority(COMPACTION_NICENESS);
+                    run_in_background();
                     i.compaction_loop()
                 })?,
         );
@@ -439,7 +440,10 @@ impl Engine {
             threads.push(
                 std::thread::Builder::new()
                     .name("sibyl-clsync".into())
-                    .spawn(move || i.sync_loop(Duration::from_millis(period_ms.max(1))))?,
+                    .spawn(move || {
+                        run_in_background();
+                        i.sync_loop(Duration::from_millis(period_ms.max(1)))
+                    })?,
             );
         }
         Ok(Engine {
@@ -1007,6 +1011,7 @@ impl Inner {
         };
         let params = t.params.read().clone();
         let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
+        let mut yielder = Yielder::default();
         let written = (|| -> Result<Option<SSTable>> {
             let mut w = SSTableWriter::create(
                 &t.dir,
@@ -1016,7 +1021,10 @@ impl Inner {
             )?
             .with_cache(t.cache.clone())
             .expect_partitions(old.partition_count());
-            old.for_each(|k, p| w.add(k, p))?;
+            old.for_each(|k, p| {
+                yielder.step();
+                w.add(k, p)
+            })?;
             w.finish(pos, 0)
         })();
         let sst = match written {
@@ -1062,6 +1070,10 @@ impl Inner {
         self.release_mem(old.size());
         if replay_pos.is_none() {
             self.commitlog.mark_clean(t.id, pos);
+        }
+        // Unless a read still holds it, the memtable is freed here, a shard at a time.
+        if let Ok(mt) = Arc::try_unwrap(old) {
+            mt.free_gradually(&mut yielder);
         }
         self.compaction_signal.notify();
         tracing::debug!(table = %params.name, gen, "memtable flushed");
@@ -1177,6 +1189,7 @@ impl Inner {
             scanners.push(sc);
         }
         let mut limiter = RateLimiter::new(self.options.compaction_throughput_mb_per_sec);
+        let mut yielder = Yielder::default();
         let mut outputs: Vec<SSTable> = Vec::new();
         let mut writer: Option<SSTableWriter> = None;
         // Partitions are merged row by row (never held whole in memory): headers first, then a
@@ -1241,6 +1254,7 @@ impl Inner {
                     let before = w.bytes_written();
                     w.add_row(&c, &row)?;
                     limiter.consume(w.bytes_written().saturating_sub(before));
+                    yielder.step();
                     if self.closed.load(Ordering::Relaxed) {
                         return Err(StorageError::Shutdown);
                     }
@@ -1369,21 +1383,19 @@ impl Inner {
     }
 }
 
-/// Background work yields the CPU to requests when both want it (Cassandra runs compaction at
-/// the lowest thread priority too): requests keep their latency while flushes and compactions
-/// use what is left. Flushing is less deferrable than compacting, since writers wait on memtable
-/// space, so it stays closer to the requests' priority.
-const FLUSH_NICENESS: i32 = 4;
-const COMPACTION_NICENESS: i32 = 10;
-
-/// Raises the calling thread's nice value (on Linux, `setpriority` with `who = 0` applies to
-/// the calling thread only). Best effort: failure leaves the priority as it was.
-fn lower_thread_priority(niceness: i32) {
+/// Flushes, compactions and commit log syncs run only on CPU time no request thread wants
+/// (Linux's `SCHED_IDLE`; Cassandra runs compaction at the lowest priority too). With a nice
+/// value of 4 or 10 they still took a core for several milliseconds while request threads
+/// waited (p99 at half load on two cores). The whole machine busy with requests is what lets
+/// them starve, and then writers soon wait on memtable space and leave the CPU to the flush.
+/// Where the policy is refused, the lowest nice value stands in.
+fn run_in_background() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system call on the calling thread, no pointers involved.
+    // SAFETY: system calls on the calling thread; `param` outlives the call.
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, niceness);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = niceness;
 }

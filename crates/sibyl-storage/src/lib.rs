@@ -17,6 +17,7 @@ mod partition_index;
 mod replica;
 pub mod sorted_map;
 mod sstable;
+mod yielding;
 
 pub use engine::{Engine, SSTableInfo};
 pub use error::StorageError;

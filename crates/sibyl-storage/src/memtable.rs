@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use crate::model::PartitionKey;
 use crate::partition::PartitionData;
+use crate::yielding::Yielder;
 
 /// log2 of the number of shards.
 const SHARD_BITS: u32 = 6;
@@ -216,6 +217,18 @@ impl Memtable {
     }
 
     /// All partitions in order (for flushing a frozen memtable).
+    /// Drops every partition, stepping `yielder` for each, so freeing a large memtable does
+    /// not hold a core for long in one go.
+    pub fn free_gradually(self, yielder: &mut Yielder) {
+        for s in self.shards.iter() {
+            let tree = std::mem::take(&mut *s.write());
+            for (_, slot) in tree {
+                drop(slot);
+                yielder.step();
+            }
+        }
+    }
+
     pub fn for_each(
         &self,
         mut f: impl FnMut(&PartitionKey, &PartitionData) -> crate::error::Result<()>,

@@ -27,6 +27,7 @@ use crate::model::{DeletionTime, PartitionKey, RangeTombstone};
 use crate::options::Compression;
 use crate::partition::{is_full_range, past_end, DataStats, PartitionData, RowData};
 use crate::partition_index::{IndexedPartition, PartitionIndex};
+use crate::yielding::Yielder;
 
 const MAGIC: &[u8; 8] = b"SIBYLSST";
 const VERSION: u32 = 1;
@@ -86,6 +87,8 @@ pub struct SSTableWriter {
     raw_blocks_ahead: u32,
     /// Length of the current run of uncompressed blocks (doubles per failed attempt).
     raw_backoff: u32,
+    /// Writers run in the background: the per-partition loops of `finish` step aside too.
+    yielder: Yielder,
 }
 
 impl SSTableWriter {
@@ -117,6 +120,7 @@ impl SSTableWriter {
             cache: None,
             raw_blocks_ahead: 0,
             raw_backoff: 0,
+            yielder: Yielder::default(),
         })
     }
 
@@ -288,6 +292,7 @@ impl SSTableWriter {
         };
         e.var(index.len() as u64);
         for i in 0..index.len() {
+            self.yielder.step();
             let (k, p) = (index.key(i).unwrap(), index.get(i).unwrap());
             e.ivar(k.token);
             e.bytes(k.key);
@@ -307,6 +312,7 @@ impl SSTableWriter {
             .seed(&BLOOM_SEED)
             .expected_items(index.len());
         for i in 0..index.len() {
+            self.yielder.step();
             bloom.insert(index.key(i).unwrap().key);
         }
         let mut e = Enc::default();
