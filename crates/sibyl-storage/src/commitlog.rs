@@ -66,7 +66,7 @@ pub struct CommitLog {
     mode: CommitlogSync,
     segment_size: u64,
     inner: Mutex<Inner>,
-    /// A segment was closed and waits for a sync (see `take_rolled`).
+    /// A segment was closed and waits for a sync (see `take_background_work`).
     rolled: std::sync::atomic::AtomicBool,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
@@ -76,6 +76,11 @@ pub struct CommitLog {
     spare: Mutex<Option<(u64, Arc<MmapRaw>)>>,
     /// A segment filled up since the log opened (see `prepare_spare`).
     filled: std::sync::atomic::AtomicBool,
+    /// The active segment was not faulted in ahead: the one made at open, or one a rollover
+    /// had to create itself. Its first write hands it to the sync thread (`prefault_active`).
+    cold: std::sync::atomic::AtomicBool,
+    /// The active segment is cold and written to: the sync thread faults in the rest of it.
+    prefault_wanted: std::sync::atomic::AtomicBool,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -156,9 +161,10 @@ fn write_at(map: &MmapRaw, at: usize, bytes: &[u8]) {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr().add(at), bytes.len()) }
 }
 
-/// Faults in every page of a fresh segment, writable (allocating its disk blocks), so the
-/// appends that fill it do not. Best effort: kernels before 5.14 refuse and appends fault.
-fn prefault(map: &MmapRaw) {
+/// Faults in every page of a fresh segment from byte `from` on, writable (allocating its disk
+/// blocks), so the appends that fill it do not. Best effort: kernels before 5.14 refuse and
+/// appends fault.
+fn prefault(map: &MmapRaw, from: usize) {
     #[cfg(target_os = "linux")]
     {
         /// `MADV_POPULATE_WRITE` (Linux UAPI; not yet named by the libc crate).
@@ -168,7 +174,7 @@ fn prefault(map: &MmapRaw) {
         /// step is also CPU (zeroing and allocating blocks, ~0.3 ms here): the core is offered
         /// to waiting requests between steps.
         const STEP: usize = 256 << 10;
-        let mut at = 0;
+        let mut at = from / 4096 * 4096;
         while at < map.len() {
             let len = STEP.min(map.len() - at);
             // SAFETY: the range lies within the live mapping; populating changes no contents.
@@ -268,6 +274,8 @@ impl CommitLog {
             synced_cv: Condvar::new(),
             spare: Mutex::new(None),
             filled: std::sync::atomic::AtomicBool::new(false),
+            cold: std::sync::atomic::AtomicBool::new(true),
+            prefault_wanted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -298,7 +306,25 @@ impl CommitLog {
                 }
             }
         };
-        prefault(&map);
+        prefault(&map, 0);
+    }
+
+    /// Faults in the rest of the active segment if it is cold and being written to, so the
+    /// appends after this (made under the log's lock, which every writer waits on) stop
+    /// faulting in a page every few dozen entries. A segment that is never written to (an
+    /// idle node's) is left as it is and costs no memory.
+    pub fn prefault_active(&self) {
+        if !self
+            .prefault_wanted
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let (map, offset) = {
+            let inner = self.inner.lock();
+            (inner.active.map.clone(), inner.active.offset as usize)
+        };
+        prefault(&map, offset);
     }
 
     /// The segment to roll over to: the spare if it is the one and large enough.
@@ -307,7 +333,9 @@ impl CommitLog {
             Some((sid, map)) if sid == id && map.len() as u64 >= size => Ok(map),
             other => {
                 self.discard(other);
-                create_segment(&self.dir, id, size)
+                let map = create_segment(&self.dir, id, size)?;
+                self.cold.store(true, std::sync::atomic::Ordering::Release);
+                Ok(map)
             }
         }
     }
@@ -373,12 +401,20 @@ impl CommitLog {
         Ok(pos)
     }
 
-    /// Whether a segment was closed since the last call. A closed segment stays mapped (its
-    /// pages counted in the process's RSS) until a sync has written it, so the periodic sync
-    /// is asked to come early instead of letting a period's worth of segments pile up.
-    pub fn take_rolled(&self) -> bool {
-        self.rolled.load(std::sync::atomic::Ordering::Relaxed)
-            && self.rolled.swap(false, std::sync::atomic::Ordering::AcqRel)
+    /// Whether the sync thread has work since the last call: a segment was closed (it stays
+    /// mapped, its pages counted in the process's RSS, until a sync has written it, so the
+    /// periodic sync is asked to come early instead of letting a period's worth of segments
+    /// pile up), or the active segment is cold and was just written to (`prefault_active`).
+    /// Called after appends.
+    pub fn take_background_work(&self) -> bool {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        let rolled = self.rolled.load(Relaxed) && self.rolled.swap(false, AcqRel);
+        let cold = self.cold.load(Relaxed) && self.cold.swap(false, AcqRel);
+        if cold {
+            self.prefault_wanted
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        rolled || cold
     }
 
     /// The position after the last appended entry.
@@ -527,6 +563,43 @@ impl CommitLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pages of the active segment in the page cache (Linux `mincore`).
+    #[cfg(target_os = "linux")]
+    fn resident_pages(log: &CommitLog) -> usize {
+        let map = log.inner.lock().active.map.clone();
+        let pages = map.len().div_ceil(4096);
+        let mut v = vec![0u8; pages];
+        // SAFETY: the mapping is live (held above) and `v` has one byte per page.
+        let r = unsafe { libc::mincore(map.as_mut_ptr().cast(), map.len(), v.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        v.iter().filter(|b| **b & 1 == 1).count()
+    }
+
+    /// The segment made at open is faulted in only once written to, and only once.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_first_segment_is_faulted_in_once_written_to() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than the readahead that the header's page fault brings into the page cache.
+        let log = CommitLog::open(dir.path(), CommitlogSync::default(), 64 << 20, 0).unwrap();
+        log.prefault_active();
+        let before = resident_pages(&log);
+        assert!(
+            before < 16384 / 2,
+            "nothing written, nothing faulted in: {before} pages"
+        );
+        log.append(TableId::from_u128(7), b"first").unwrap();
+        assert!(
+            log.take_background_work(),
+            "the sync thread is asked to come"
+        );
+        assert!(!log.take_background_work(), "once");
+        log.prefault_active();
+        assert_eq!(resident_pages(&log), 16384, "the whole 64 MiB segment");
+        log.append(TableId::from_u128(7), b"second").unwrap();
+        assert!(!log.take_background_work());
+    }
 
     /// Rollovers onto prepared segments and onto segments created on the spot both keep
     /// every entry, in order, in segments numbered without gaps.

@@ -979,7 +979,7 @@ impl Inner {
         if self.mem_used.load(Ordering::Relaxed) > self.options.memtable_space / 2 {
             self.flush_signal.notify();
         }
-        if self.commitlog.take_rolled() {
+        if self.commitlog.take_background_work() {
             self.sync_signal.notify();
         }
         match self.options.commitlog_sync {
@@ -1118,6 +1118,7 @@ impl Inner {
             if let Err(e) = self.commitlog.sync_all() {
                 tracing::error!(error = %e, "commit log sync failed");
             }
+            self.commitlog.prefault_active();
             self.commitlog.prepare_spare();
         }
     }
