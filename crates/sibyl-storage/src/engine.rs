@@ -1118,6 +1118,7 @@ impl Inner {
             if let Err(e) = self.commitlog.sync_all() {
                 tracing::error!(error = %e, "commit log sync failed");
             }
+            self.commitlog.delete_released();
             self.commitlog.prefault_active();
             self.commitlog.prepare_spare();
         }
