@@ -164,6 +164,23 @@ fn write_at(map: &MmapRaw, at: usize, bytes: &[u8]) {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr().add(at), bytes.len()) }
 }
 
+/// Runs `op(offset, len)` over `[from, to)` in steps of `step` bytes, stopping early when it
+/// returns false. The calls below zero, allocate or free a whole segment's pages, and the
+/// kernel does not preempt one long call: between steps it is back in user space, where the
+/// core is offered to waiting threads.
+#[cfg(target_os = "linux")]
+fn in_steps(from: usize, to: usize, step: usize, mut op: impl FnMut(usize, usize) -> bool) {
+    let mut at = from;
+    while at < to {
+        let len = step.min(to - at);
+        if !op(at, len) {
+            return;
+        }
+        at += len;
+        std::thread::yield_now();
+    }
+}
+
 /// Faults in every page of a fresh segment from byte `from` on, writable (allocating its disk
 /// blocks), so the appends that fill it do not. Best effort: kernels before 5.14 refuse and
 /// appends fault.
@@ -174,48 +191,39 @@ fn prefault(map: &MmapRaw, from: usize) {
         const POPULATE_WRITE: libc::c_int = 23;
         /// Populating holds the process's memory-map lock: in steps this size, an allocator
         /// mapping memory on a request thread waits for one step, not the whole segment. A
-        /// step is also CPU (zeroing and allocating blocks, ~0.3 ms here): the core is offered
-        /// to waiting requests between steps.
+        /// step is also CPU (zeroing and allocating blocks, ~0.3 ms here).
         const STEP: usize = 256 << 10;
-        let mut at = from / 4096 * 4096;
-        while at < map.len() {
-            let len = STEP.min(map.len() - at);
+        in_steps(from / 4096 * 4096, map.len(), STEP, |at, len| {
             // SAFETY: the range lies within the live mapping; populating changes no contents.
-            let r = unsafe { libc::madvise(map.as_mut_ptr().add(at).cast(), len, POPULATE_WRITE) };
-            if r != 0 {
-                return;
-            }
-            at += len;
-            std::thread::yield_now();
-        }
+            unsafe { libc::madvise(map.as_mut_ptr().add(at).cast(), len, POPULATE_WRITE) == 0 }
+        });
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = map;
+    let _ = (map, from);
 }
 
 /// Bytes per step of the gradual releases below.
+#[cfg(target_os = "linux")]
 const RELEASE_STEP: usize = 1 << 20;
 
-/// Drops the page cache of a file in steps, offering the core to waiting threads between.
+/// Drops the page cache of a file in steps.
 fn drop_cache_gradually(f: &File) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
         let len = f.metadata().map_or(0, |m| m.len()) as usize;
-        let mut at = 0;
-        while at < len {
+        in_steps(0, len, RELEASE_STEP, |at, len| {
             // SAFETY: advice on an open descriptor; no memory is passed.
             unsafe {
                 libc::posix_fadvise(
                     f.as_raw_fd(),
                     at as libc::off_t,
-                    RELEASE_STEP as libc::off_t,
+                    len as libc::off_t,
                     libc::POSIX_FADV_DONTNEED,
                 )
             };
-            at += RELEASE_STEP;
-            std::thread::yield_now();
-        }
+            true
+        });
     }
     #[cfg(not(target_os = "linux"))]
     let _ = f;
@@ -226,16 +234,13 @@ fn drop_cache_gradually(f: &File) {
 fn unmap_gradually(map: Arc<MmapRaw>) {
     #[cfg(target_os = "linux")]
     if let Ok(map) = Arc::try_unwrap(map) {
-        let mut at = 0;
-        while at < map.len() {
-            let len = RELEASE_STEP.min(map.len() - at);
+        in_steps(0, map.len(), RELEASE_STEP, |at, len| {
             // SAFETY: the range lies within the live mapping, which nothing else references
             // (the last `Arc`); dropping the pages of a shared file mapping keeps the file's
             // contents (they were synced, and live on in the page cache until then).
             unsafe { libc::madvise(map.as_mut_ptr().add(at).cast(), len, libc::MADV_DONTNEED) };
-            at += len;
-            std::thread::yield_now();
-        }
+            true
+        });
     }
     #[cfg(not(target_os = "linux"))]
     drop(map);
@@ -456,12 +461,11 @@ impl CommitLog {
     /// Whether the sync thread has work since the last call: a segment was closed (it stays
     /// mapped, its pages counted in the process's RSS, until a sync has written it, so the
     /// periodic sync is asked to come early instead of letting a period's worth of segments
-    /// pile up), or the active segment is cold and was just written to (`prefault_active`).
-    /// Called after appends.
+    /// pile up, and the segment it released, if any, is deleted), or the active segment is
+    /// cold and was just written to (`prefault_active`). Called after appends.
     pub fn take_background_work(&self) -> bool {
         use std::sync::atomic::Ordering::{AcqRel, Relaxed};
         let rolled = self.rolled.load(Relaxed) && self.rolled.swap(false, AcqRel);
-        // A rollover may have released the segment it closed (deleted by the sync thread).
         let cold = self.cold.load(Relaxed) && self.cold.swap(false, AcqRel);
         if cold {
             self.prefault_wanted

@@ -216,7 +216,6 @@ impl Memtable {
         })
     }
 
-    /// All partitions in order (for flushing a frozen memtable).
     /// Drops every partition, stepping `yielder` for each, so freeing a large memtable does
     /// not hold a core for long in one go.
     pub fn free_gradually(self, yielder: &mut Yielder) {
@@ -229,6 +228,7 @@ impl Memtable {
         }
     }
 
+    /// All partitions in order (for flushing a frozen memtable).
     pub fn for_each(
         &self,
         mut f: impl FnMut(&PartitionKey, &PartitionData) -> crate::error::Result<()>,
