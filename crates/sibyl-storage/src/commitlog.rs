@@ -1,9 +1,19 @@
 //! The commit log: append-only segments of CRC32C-protected entries, replayed on open.
 //!
 //! Segment file `CommitLog-<id>.log`: 8-byte magic, u64 segment id, then entries of
-//! `[u32 len][u32 crc32c(len bytes ++ payload)][payload]`. A torn or corrupt entry ends the
-//! replay of its segment. A segment is deleted once every table it holds data for has
-//! flushed past it.
+//! `[u32 len][u32 crc32c(len bytes ++ payload) ^ id_mask(id)][payload]`. A torn or corrupt entry
+//! ends the replay of its segment. Once every table a segment holds data for has flushed past
+//! it, the segment is released: a couple of released files are kept, renamed
+//! `CommitLog-<id>.recycle` (which replay ignores), and reused for later segments; the rest
+//! are deleted.
+//!
+//! Reusing a file skips what creating one costs on every rollover: allocating its disk
+//! blocks, faulting in and zeroing fresh page-cache pages (slow in a virtual machine, and done
+//! by a thread the kernel does not preempt mid-call), and freeing them all again on delete.
+//! A reused file still holds its previous entries past what is written anew; they were written
+//! under another segment id, which their checksums cover, so replay stops at the first one.
+//! (Segments of the first format, `SIBYLCL1`, have checksums without the id and are still
+//! read.)
 //!
 //! Segments are preallocated to their full size and memory-mapped (as Cassandra does): an
 //! append is a copy into the mapping, not a `write` system call, yet the entry is in the OS
@@ -24,8 +34,35 @@ use crate::error::Result;
 use crate::model::TableId;
 use crate::options::CommitlogSync;
 
-const MAGIC: &[u8; 8] = b"SIBYLCL1";
+/// Entries' checksums do not cover the segment id (segments written before recycling).
+const MAGIC_V1: &[u8; 8] = b"SIBYLCL1";
+/// Entries' checksums are masked with the segment id.
+const MAGIC: &[u8; 8] = b"SIBYLCL2";
 const HEADER: u64 = 16;
+/// Released segment files kept for reuse. Two cover a flush releasing segments in a burst;
+/// more would only hold disk space.
+const MAX_RECYCLED: usize = 2;
+
+/// What the checksums of segment `id`'s entries are masked with. Distinct for ids that
+/// differ in their low 32 bits (multiplying by an odd number permutes `u32`s), so an intact
+/// entry left by a file's previous segment never checks out under the new id; and applied
+/// after the checksum, so that is computed outside the log's lock, before the entry's
+/// segment is known.
+fn id_mask(id: u64) -> u32 {
+    (id as u32).wrapping_mul(ID_MASK_FACTOR)
+}
+
+const ID_MASK_FACTOR: u32 = 0x9E37_79B1;
+/// `ID_MASK_FACTOR`'s inverse modulo 2^32.
+const ID_MASK_INVERSE: u32 = 0x0E8B_2F51;
+
+/// Whether an entry whose unmasked checksum computes to `unmasked` but reads `stored` is an
+/// intact entry of an earlier segment (a reused file's previous contents) rather than
+/// damage: what it was masked with is the mask of an earlier id.
+fn is_left_by_earlier_segment(stored: u32, unmasked: u32, id: u64) -> bool {
+    let other = (stored ^ unmasked).wrapping_mul(ID_MASK_INVERSE);
+    other != 0 && other < id as u32
+}
 
 /// A position in the commit log: everything appended before it has an end position <= it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -43,6 +80,19 @@ struct Active {
     id: u64,
     map: Arc<MmapRaw>,
     offset: u64,
+    /// `id_mask(id)`.
+    mask: u32,
+}
+
+impl Active {
+    fn new(id: u64, map: Arc<MmapRaw>) -> Active {
+        Active {
+            id,
+            map,
+            offset: HEADER,
+            mask: id_mask(id),
+        }
+    }
 }
 
 struct Inner {
@@ -84,14 +134,20 @@ pub struct CommitLog {
     cold: std::sync::atomic::AtomicBool,
     /// The active segment is cold and written to: the sync thread faults in the rest of it.
     prefault_wanted: std::sync::atomic::AtomicBool,
+    /// Ids of released segments whose files wait, renamed `.recycle`, to be reused.
+    recycled: Mutex<Vec<u64>>,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("CommitLog-{id}.log"))
 }
 
-/// Existing segment ids in `dir`, sorted.
-pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+fn recycle_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("CommitLog-{id}.recycle"))
+}
+
+/// Ids of the files in `dir` named `CommitLog-<id>.<suffix>`, sorted.
+fn ids_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<u64>> {
     let mut ids = Vec::new();
     if dir.exists() {
         for e in fs::read_dir(dir)? {
@@ -99,7 +155,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
             let name = name.to_string_lossy();
             if let Some(id) = name
                 .strip_prefix("CommitLog-")
-                .and_then(|s| s.strip_suffix(".log"))
+                .and_then(|s| s.strip_suffix(suffix))
+                .and_then(|s| s.strip_suffix('.'))
             {
                 if let Ok(id) = id.parse::<u64>() {
                     ids.push(id);
@@ -111,17 +168,37 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     Ok(ids)
 }
 
+/// Existing segment ids in `dir`, sorted.
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    ids_with_suffix(dir, "log")
+}
+
 /// Reads every intact entry of segment `id`, calling `f(end_position, payload)`.
 /// Stops silently at a torn or corrupt tail.
 pub fn replay_segment(dir: &Path, id: u64, mut f: impl FnMut(ClPos, &[u8])) -> Result<()> {
     let data = fs::read(segment_path(dir, id))?;
-    if data.len() < HEADER as usize || &data[..8] != MAGIC {
-        tracing::warn!(
-            segment = id,
-            "commit log segment without valid header; skipped"
-        );
-        return Ok(());
-    }
+    let mask = match data.get(..HEADER as usize) {
+        Some(h) if &h[..8] == MAGIC_V1 => None,
+        Some(h) if &h[..8] == MAGIC => {
+            if h[8..] != id.to_le_bytes() {
+                // A recycled file renamed for reuse whose new header was not written before a
+                // crash: what it holds belongs to a released segment, all of it flushed.
+                tracing::debug!(
+                    segment = id,
+                    "reused commit log segment not started; skipped"
+                );
+                return Ok(());
+            }
+            Some(id_mask(id))
+        }
+        _ => {
+            tracing::warn!(
+                segment = id,
+                "commit log segment without valid header; skipped"
+            );
+            return Ok(());
+        }
+    };
     let mut pos = HEADER as usize;
     while data.len() - pos >= 8 {
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
@@ -130,9 +207,12 @@ pub fn replay_segment(dir: &Path, id: u64, mut f: impl FnMut(ClPos, &[u8])) -> R
             break;
         }
         let payload = &data[pos + 8..pos + 8 + len];
-        let mut c = crc32c::crc32c(&data[pos..pos + 4]);
-        c = crc32c::crc32c_append(c, payload);
-        if c != crc {
+        let unmasked = crc32c::crc32c_append(crc32c::crc32c(&data[pos..pos + 4]), payload);
+        if unmasked ^ mask.unwrap_or(0) != crc {
+            if mask.is_some() && is_left_by_earlier_segment(crc, unmasked, id) {
+                // The end of this segment's entries in a reused file.
+                break;
+            }
             tracing::warn!(
                 segment = id,
                 offset = pos,
@@ -261,12 +341,31 @@ fn create_segment(dir: &Path, id: u64, size: u64) -> Result<Arc<MmapRaw>> {
         .write(true)
         .open(segment_path(dir, id))?;
     f.set_len(size)?;
-    let map = MmapRaw::map_raw(&f)?;
+    start_segment(&f, id)
+}
+
+/// Maps a segment file and writes its header.
+fn start_segment(f: &File, id: u64) -> Result<Arc<MmapRaw>> {
+    let map = MmapRaw::map_raw(f)?;
     let mut header = [0u8; HEADER as usize];
     header[..8].copy_from_slice(MAGIC);
     header[8..].copy_from_slice(&id.to_le_bytes());
     write_at(&map, 0, &header);
     Ok(Arc::new(map))
+}
+
+/// Turns the recycled file of released segment `old` into segment `id`: renamed (the
+/// directory is synced with the next sync, as after any roll, before anything in it counts
+/// as durable), then given its new header. Its old entries stay until overwritten; replay
+/// tells them apart by their checksums.
+fn reuse_segment(dir: &Path, old: u64, id: u64, size: u64) -> Result<Arc<MmapRaw>> {
+    let path = segment_path(dir, id);
+    fs::rename(recycle_path(dir, old), &path)?;
+    let f = OpenOptions::new().read(true).write(true).open(&path)?;
+    if f.metadata()?.len() != size {
+        f.set_len(size)?;
+    }
+    start_segment(&f, id)
 }
 
 impl CommitLog {
@@ -280,6 +379,10 @@ impl CommitLog {
     ) -> Result<CommitLog> {
         fs::create_dir_all(dir)?;
         let existing = list_segments(dir)?;
+        let mut recycled = ids_with_suffix(dir, "recycle")?;
+        for extra in recycled.drain(MAX_RECYCLED.min(recycled.len())..) {
+            let _ = fs::remove_file(recycle_path(dir, extra));
+        }
         let id = existing
             .last()
             .map_or(min_id, |l| (*l + 1).max(min_id))
@@ -309,11 +412,7 @@ impl CommitLog {
             mode,
             segment_size,
             inner: Mutex::new(Inner {
-                active: Active {
-                    id,
-                    map,
-                    offset: HEADER,
-                },
+                active: Active::new(id, map),
                 segments,
                 unsynced: Vec::new(),
                 dir_dirty: false,
@@ -333,7 +432,24 @@ impl CommitLog {
             filled: std::sync::atomic::AtomicBool::new(false),
             cold: std::sync::atomic::AtomicBool::new(true),
             prefault_wanted: std::sync::atomic::AtomicBool::new(false),
+            recycled: Mutex::new(recycled),
         })
+    }
+
+    /// A new segment `id` of `size` bytes: a recycled file when one is kept, else a new one.
+    fn new_segment(&self, id: u64, size: u64) -> Result<Arc<MmapRaw>> {
+        let old = self.recycled.lock().pop();
+        if let Some(old) = old {
+            match reuse_segment(&self.dir, old, id, size) {
+                Ok(map) => return Ok(map),
+                Err(e) => {
+                    tracing::debug!(segment = old, error = %e, "recycled commit log segment not reused");
+                    let _ = fs::remove_file(recycle_path(&self.dir, old));
+                    let _ = fs::remove_file(segment_path(&self.dir, id));
+                }
+            }
+        }
+        create_segment(&self.dir, id, size)
     }
 
     /// Creates and faults in the segment that will follow the active one, unless it exists.
@@ -352,7 +468,7 @@ impl CommitLog {
                 return;
             }
             self.discard(spare.take());
-            match create_segment(&self.dir, next, self.segment_size) {
+            match self.new_segment(next, self.segment_size) {
                 Ok(map) => {
                     *spare = Some((next, map.clone()));
                     map
@@ -390,7 +506,7 @@ impl CommitLog {
             Some((sid, map)) if sid == id && map.len() as u64 >= size => Ok(map),
             other => {
                 self.discard(other);
-                let map = create_segment(&self.dir, id, size)?;
+                let map = self.new_segment(id, size)?;
                 self.cold.store(true, std::sync::atomic::Ordering::Release);
                 Ok(map)
             }
@@ -416,14 +532,7 @@ impl CommitLog {
             // An entry larger than a segment gets a segment of its own size.
             let size = self.segment_size.max(HEADER + entry_len);
             let map = self.next_segment(id, size)?;
-            let old = std::mem::replace(
-                &mut inner.active,
-                Active {
-                    id,
-                    map,
-                    offset: HEADER,
-                },
-            );
+            let old = std::mem::replace(&mut inner.active, Active::new(id, map));
             inner.unsynced.push(old.map);
             inner.dir_dirty = true;
             self.rolled
@@ -438,6 +547,7 @@ impl CommitLog {
             );
             self.release_clean(&mut inner, old.id);
         }
+        let crc = crc ^ inner.active.mask;
         let at = inner.active.offset as usize;
         let map = &inner.active.map;
         write_at(map, at, &len.to_le_bytes());
@@ -613,6 +723,9 @@ impl CommitLog {
         let ids = std::mem::take(&mut self.inner.lock().released);
         for id in ids {
             let path = segment_path(&self.dir, id);
+            if self.recycle(id, &path) {
+                continue;
+            }
             if let Ok(f) = File::open(&path) {
                 drop_cache_gradually(&f);
             }
@@ -620,6 +733,23 @@ impl CommitLog {
                 tracing::warn!(segment = id, error = %e, "could not delete commit log segment");
             }
         }
+    }
+
+    /// Keeps released segment `id` for reuse if fewer than `MAX_RECYCLED` are kept and it has
+    /// the standard size (one grown for a large entry is deleted). Its page cache stays: the
+    /// segment that reuses it writes into those pages instead of fresh ones.
+    fn recycle(&self, id: u64, path: &Path) -> bool {
+        let mut recycled = self.recycled.lock();
+        if recycled.len() >= MAX_RECYCLED
+            || fs::metadata(path).map_or(true, |m| m.len() != self.segment_size)
+        {
+            return false;
+        }
+        if fs::rename(path, recycle_path(&self.dir, id)).is_err() {
+            return false;
+        }
+        recycled.push(id);
+        true
     }
 
     /// Tables with unflushed data in the oldest segment, when more than `max_segments` exist.
@@ -676,6 +806,118 @@ mod tests {
         assert_eq!(resident_pages(&log), 16384, "the whole 64 MiB segment");
         log.append(TableId::from_u128(7), b"second").unwrap();
         assert!(!log.take_background_work());
+    }
+
+    /// Released segments' files are reused for later segments (the files on disk stay few),
+    /// and replay returns the latest entries in order, every unflushed one among them, and
+    /// none of the older entries a reused file still holds past its new ones.
+    #[cfg(unix)]
+    #[test]
+    fn reused_segments_replay_only_their_own_entries() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), CommitlogSync::default(), 4096, 0).unwrap();
+        let table = TableId::from_u128(7);
+        let mut inodes = HashMap::<u64, usize>::new();
+        let mut written = Vec::new();
+        let mut unflushed = 0;
+        for i in 0u32..610 {
+            // Long entries early, short ones late: a reused file's old entries extend past
+            // where the new ones end.
+            let pad = if i < 300 { 120 } else { 10 };
+            let payload = format!("entry {i:>4} {}", "y".repeat(pad));
+            let pos = log.append(table, payload.as_bytes()).unwrap();
+            written.push(payload.into_bytes());
+            unflushed += 1;
+            if i % 40 == 39 {
+                // Everything so far is flushed, as a flush of the table would declare.
+                log.mark_clean(table, pos);
+                unflushed = 0;
+                log.prepare_spare();
+            }
+            let active = log.current_pos().segment;
+            let ino = fs::metadata(segment_path(dir.path(), active))
+                .unwrap()
+                .ino();
+            *inodes.entry(ino).or_default() += 1;
+        }
+        let segments = list_segments(dir.path()).unwrap();
+        let files = fs::read_dir(dir.path()).unwrap().count();
+        assert!(files <= segments.len() + MAX_RECYCLED, "{files} files");
+        let ids_used = log.current_pos().segment;
+        assert!(
+            (inodes.len() as u64) < ids_used / 2,
+            "{} files for {ids_used} segments",
+            inodes.len()
+        );
+        let mut replayed = Vec::new();
+        for id in segments {
+            replay_segment(dir.path(), id, |_, p| replayed.push(p.to_vec())).unwrap();
+        }
+        assert!(replayed.len() >= unflushed && unflushed == 10);
+        assert!(replayed.len() < 100, "{} replayed", replayed.len());
+        assert_eq!(replayed[..], written[written.len() - replayed.len()..]);
+    }
+
+    /// A recycled file renamed for reuse whose new header was never written holds only a
+    /// released segment's entries: replay skips it. Segments of the first format (checksums
+    /// without the id) still replay.
+    #[test]
+    fn replay_skips_unstarted_reuse_and_reads_the_first_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), CommitlogSync::default(), 4096, 0).unwrap();
+        let id = log.current_pos().segment;
+        log.append(TableId::from_u128(7), b"released long ago")
+            .unwrap();
+        log.sync_all().unwrap();
+        drop(log);
+        fs::rename(
+            segment_path(dir.path(), id),
+            segment_path(dir.path(), id + 5),
+        )
+        .unwrap();
+        let mut seen = 0;
+        replay_segment(dir.path(), id + 5, |_, _| seen += 1).unwrap();
+        assert_eq!(seen, 0);
+
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&3u64.to_le_bytes());
+        for p in [&b"one"[..], b"two"] {
+            let len = (p.len() as u32).to_le_bytes();
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&len), p);
+            v1.extend_from_slice(&len);
+            v1.extend_from_slice(&crc.to_le_bytes());
+            v1.extend_from_slice(p);
+        }
+        v1.resize(4096, 0);
+        fs::write(segment_path(dir.path(), 3), v1).unwrap();
+        let mut got = Vec::new();
+        replay_segment(dir.path(), 3, |_, p| got.push(p.to_vec())).unwrap();
+        assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    /// An entry masked with any earlier id is told apart from the current segment's own, and
+    /// from damage that happens to leave a later id's mask.
+    #[test]
+    fn entries_of_earlier_segments_are_recognised() {
+        for id in [2u64, 3, 17, 1000, 1 << 31] {
+            for earlier in [1u64, id / 2, id - 1] {
+                let unmasked = 0xDEAD_BEEF_u32.wrapping_add(earlier as u32);
+                let stored = unmasked ^ id_mask(earlier);
+                assert_ne!(stored, unmasked ^ id_mask(id));
+                assert!(is_left_by_earlier_segment(stored, unmasked, id));
+            }
+            let later = unmasked_later(id);
+            assert!(!is_left_by_earlier_segment(
+                later ^ id_mask(id + 1),
+                later,
+                id
+            ));
+        }
+    }
+
+    fn unmasked_later(id: u64) -> u32 {
+        (id as u32).rotate_left(7)
     }
 
     /// Rollovers onto prepared segments and onto segments created on the spot both keep

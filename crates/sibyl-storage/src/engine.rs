@@ -1020,7 +1020,7 @@ impl Inner {
                 params.bloom_filter_fp_chance,
             )?
             .with_cache(t.cache.clone())
-            .expect_partitions(old.partition_count());
+            .expect_partitions(old.partition_count(), old.partition_count() * 16);
             old.for_each(|k, p| {
                 yielder.step();
                 w.add(k, p)
@@ -1194,6 +1194,31 @@ impl Inner {
         let mut yielder = Yielder::default();
         let mut outputs: Vec<SSTable> = Vec::new();
         let mut writer: Option<SSTableWriter> = None;
+        // The inputs' sums bound one output's index (merged keys only make it smaller); an
+        // output cut at a size gets its share of them.
+        let (in_partitions, in_key_bytes, in_bytes) = task
+            .inputs
+            .iter()
+            .fold((0usize, 0usize, 0u64), |(p, k, b), s| {
+                (p + s.index.len(), k + s.index.key_bytes(), b + s.size)
+            });
+        let share = |n: usize| match task.max_output_bytes {
+            Some(max) if in_bytes > max => {
+                (n as u128 * max as u128 / in_bytes as u128) as usize * 9 / 8
+            }
+            _ => n,
+        };
+        let new_writer = || -> Result<SSTableWriter> {
+            let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
+            Ok(SSTableWriter::create(
+                &t.dir,
+                gen,
+                params.compression,
+                params.bloom_filter_fp_chance,
+            )?
+            .with_cache(t.cache.clone())
+            .expect_partitions(share(in_partitions), share(in_key_bytes)))
+        };
         // Partitions are merged row by row (never held whole in memory): headers first, then a
         // k-way merge of the inputs' rows in clustering order.
         let result = (|| -> Result<()> {
@@ -1237,16 +1262,7 @@ impl Inner {
                         continue;
                     }
                     if writer.is_none() {
-                        let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
-                        writer = Some(
-                            SSTableWriter::create(
-                                &t.dir,
-                                gen,
-                                params.compression,
-                                params.bloom_filter_fp_chance,
-                            )?
-                            .with_cache(t.cache.clone()),
-                        );
+                        writer = Some(new_writer()?);
                     }
                     let w = writer.as_mut().unwrap();
                     if !started {
@@ -1268,16 +1284,7 @@ impl Inner {
                     continue;
                 }
                 if writer.is_none() {
-                    let gen = t.next_gen.fetch_add(1, Ordering::AcqRel);
-                    writer = Some(
-                        SSTableWriter::create(
-                            &t.dir,
-                            gen,
-                            params.compression,
-                            params.bloom_filter_fp_chance,
-                        )?
-                        .with_cache(t.cache.clone()),
-                    );
+                    writer = Some(new_writer()?);
                 }
                 let w = writer.as_mut().unwrap();
                 if !started {

@@ -58,10 +58,11 @@ pub struct PartitionIndex {
 }
 
 impl PartitionIndex {
-    pub fn with_capacity(partitions: usize) -> PartitionIndex {
+    /// Room for `partitions` partitions whose keys take `key_bytes` in all.
+    pub fn with_capacity(partitions: usize, key_bytes: usize) -> PartitionIndex {
         PartitionIndex {
             tokens: Vec::with_capacity(partitions),
-            keys: Vec::with_capacity(partitions * 16),
+            keys: Vec::with_capacity(key_bytes),
             key_ends: Vec::with_capacity(partitions),
             positions: Vec::with_capacity(partitions),
             row_indexes: Vec::new(),
@@ -193,7 +194,7 @@ mod tests {
 
     #[test]
     fn entries_come_back_as_pushed_and_search_in_key_order() {
-        let mut idx = PartitionIndex::with_capacity(4);
+        let mut idx = PartitionIndex::with_capacity(4, 8);
         let keys = [key(-5, "a"), key(3, "bb"), key(3, "c"), key(9, "")];
         for (i, k) in keys.iter().enumerate() {
             let ri = if i == 1 {

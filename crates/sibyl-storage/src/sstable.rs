@@ -130,10 +130,11 @@ impl SSTableWriter {
         self
     }
 
-    /// Sizes the in-memory index for this many partitions (a flush knows how many), so it
-    /// is not regrown and copied step by step.
-    pub fn expect_partitions(mut self, n: usize) -> Self {
-        self.index = PartitionIndex::with_capacity(n);
+    /// Sizes the in-memory index for this many partitions and key bytes (a flush knows the
+    /// count, a compaction its inputs' sums), so it is not regrown and copied step by step:
+    /// each regrowth of a large vector also faulted in and zeroed fresh pages.
+    pub fn expect_partitions(mut self, n: usize, key_bytes: usize) -> Self {
+        self.index = PartitionIndex::with_capacity(n, key_bytes);
         self
     }
 
@@ -637,7 +638,7 @@ impl SSTable {
         let n = d.var()? as usize;
         // Capacity from the block's size, not its claimed count: a corrupt count must not
         // reserve memory the data cannot fill.
-        let mut index = PartitionIndex::with_capacity(n.min(raw.len() / 4));
+        let mut index = PartitionIndex::with_capacity(n.min(raw.len() / 4), raw.len());
         for _ in 0..n {
             let key = d.key()?;
             let block = d.var()? as u32;
@@ -1082,7 +1083,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SSTableWriter::create(dir.path(), 7, Compression::default(), 0.01)
             .unwrap()
-            .expect_partitions(3);
+            .expect_partitions(3, 48);
         let mut keys = vec![];
         for i in 0..400i64 {
             keys.push(PartitionKey {

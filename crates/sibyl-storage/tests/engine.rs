@@ -118,10 +118,12 @@ fn restart_without_shutdown_replays_commitlog() {
         .is_some());
 }
 
+/// Commit log segments (not the released files kept for reuse, `.recycle`).
 fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("commitlog"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
         .collect();
     v.sort();
     v
@@ -187,6 +189,13 @@ fn flushed_segments_are_deleted() {
     assert!(segments(d.path()).len() > 4);
     e.flush(None).unwrap();
     assert_eq!(segments(d.path()).len(), 1);
+    let files = std::fs::read_dir(d.path().join("commitlog"))
+        .unwrap()
+        .count();
+    assert!(
+        files <= 3,
+        "one segment and at most two kept for reuse: {files} files"
+    );
 }
 
 #[test]
