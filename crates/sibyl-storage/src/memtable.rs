@@ -78,6 +78,68 @@ impl Slot {
 
 type Shard = RwLock<BTreeMap<i64, Box<Slot>>>;
 
+/// Walking a memtable that is far larger than the caches (to flush it, then to free it) is
+/// a chase of pointers into cold memory: the slot, its key, its rows, the first row's
+/// clustering and columns, a column's value, one miss after another (about half of a flush
+/// was spent waiting for them). Walks go through the slots in order, so the slots ahead are
+/// known: each step asks for the memory the coming slots will need, one level deeper the
+/// nearer a slot is, so several misses are outstanding at once instead of one.
+mod lookahead {
+    use super::Slot;
+
+    /// How far ahead each level is asked for, from the slot itself to a column's value.
+    const SLOT: usize = 12;
+    const ROWS: usize = 8;
+    const ROW: usize = 4;
+    const VALUE: usize = 2;
+
+    #[inline(always)]
+    fn prefetch(p: *const u8) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
+    /// Prefetches for the walk at position `i` of `slots` (`at(j)` is slot `j`, if any).
+    /// Each level only reads memory an earlier step asked for.
+    #[inline(always)]
+    pub(super) fn ahead<'a>(i: usize, at: impl Fn(usize) -> Option<&'a Slot>) {
+        if let Some(s) = at(i + SLOT) {
+            let p = (s as *const Slot).cast::<u8>();
+            prefetch(p);
+            prefetch(p.wrapping_add(64));
+            prefetch(p.wrapping_add(128));
+        }
+        if let Some(s) = at(i + ROWS) {
+            prefetch(s.key.key.as_ptr());
+            if let Some((c, _)) = s.data.rows.first_if_small() {
+                let p = (c as *const bytes::Bytes).cast::<u8>();
+                prefetch(p);
+                prefetch(p.wrapping_add(64));
+            }
+        }
+        if let Some((c, row)) = at(i + ROW).and_then(|s| s.data.rows.first_if_small()) {
+            prefetch(c.as_ptr());
+            if let Some((name, _)) = row.columns.first_key_value() {
+                prefetch((name as *const bytes::Bytes).cast());
+            }
+        }
+        if let Some((_, row)) = at(i + VALUE).and_then(|s| s.data.rows.first_if_small()) {
+            if let Some((_, crate::partition::ColData::Simple(cell))) =
+                row.columns.first_key_value()
+            {
+                if let Some(v) = &cell.value {
+                    prefetch(v.as_ptr());
+                }
+            }
+        }
+    }
+}
+
 pub struct Memtable {
     /// Unique within the process, so observers can tell memtables apart.
     id: u64,
@@ -221,8 +283,10 @@ impl Memtable {
     pub fn free_gradually(self, yielder: &mut Yielder) {
         for s in self.shards.iter() {
             let tree = std::mem::take(&mut *s.write());
-            for (_, slot) in tree {
-                drop(slot);
+            let mut slots: Vec<Option<Box<Slot>>> = tree.into_values().map(Some).collect();
+            for i in 0..slots.len() {
+                lookahead::ahead(i, |j| slots.get(j).and_then(|s| s.as_deref()));
+                drop(slots[i].take());
                 yielder.step();
             }
         }
@@ -234,10 +298,11 @@ impl Memtable {
         mut f: impl FnMut(&PartitionKey, &PartitionData) -> crate::error::Result<()>,
     ) -> crate::error::Result<()> {
         for s in self.shards.iter() {
-            for slot in s.read().values() {
-                for p in slot.chain() {
-                    f(&p.key, &p.data)?;
-                }
+            let tree = s.read();
+            let slots: Vec<&Slot> = tree.values().flat_map(|slot| slot.chain()).collect();
+            for (i, p) in slots.iter().enumerate() {
+                lookahead::ahead(i, |j| slots.get(j).copied());
+                f(&p.key, &p.data)?;
             }
         }
         Ok(())

@@ -319,6 +319,15 @@ impl<K: Ord, V> RowMap<K, V> {
         }
     }
 
+    /// The first entry of a small map (found without reading the entries' memory); None
+    /// for a B-tree.
+    pub fn first_if_small(&self) -> Option<(&K, &V)> {
+        match self {
+            RowMap::Small(m) => m.first_key_value(),
+            RowMap::Large(_) => None,
+        }
+    }
+
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
         match self {
             RowMap::Small(m) => Either::A(m.iter()),
