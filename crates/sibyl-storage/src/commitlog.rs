@@ -738,17 +738,17 @@ impl CommitLog {
     /// Keeps released segment `id` for reuse if fewer than `MAX_RECYCLED` are kept and it has
     /// the standard size (one grown for a large entry is deleted). Its page cache stays: the
     /// segment that reuses it writes into those pages instead of fresh ones.
+    ///
+    /// The system calls run outside the pool's lock, which a rollover takes under the log's
+    /// own lock. Two releases racing may keep one file more; `open` trims the pool.
     fn recycle(&self, id: u64, path: &Path) -> bool {
-        let mut recycled = self.recycled.lock();
-        if recycled.len() >= MAX_RECYCLED
+        if self.recycled.lock().len() >= MAX_RECYCLED
             || fs::metadata(path).map_or(true, |m| m.len() != self.segment_size)
+            || fs::rename(path, recycle_path(&self.dir, id)).is_err()
         {
             return false;
         }
-        if fs::rename(path, recycle_path(&self.dir, id)).is_err() {
-            return false;
-        }
-        recycled.push(id);
+        self.recycled.lock().push(id);
         true
     }
 
@@ -907,17 +907,13 @@ mod tests {
                 assert_ne!(stored, unmasked ^ id_mask(id));
                 assert!(is_left_by_earlier_segment(stored, unmasked, id));
             }
-            let later = unmasked_later(id);
+            let later = (id as u32).rotate_left(7);
             assert!(!is_left_by_earlier_segment(
                 later ^ id_mask(id + 1),
                 later,
                 id
             ));
         }
-    }
-
-    fn unmasked_later(id: u64) -> u32 {
-        (id as u32).rotate_left(7)
     }
 
     /// Rollovers onto prepared segments and onto segments created on the spot both keep
